@@ -1,0 +1,23 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+{
+    "name": "IoT Box Updates",
+    "summary": "Serve drivers to IoT boxes and see which boxes need an image, code or drivers update",
+    "version": "18.0.1.0.0",
+    "category": "Internet of Things (IoT)",
+    "license": "LGPL-3",
+    "author": "iot_update contributors",
+    "website": "https://github.com/iot-update/iot_update",
+    "maintainers": ["iot-update"],
+    "development_status": "Beta",
+    "depends": ["base_setup", "web"],
+    "data": [
+        "security/iot_update_security.xml",
+        "security/ir.model.access.csv",
+        "data/iot_image_requirement_data.xml",
+        "data/iot_update_data.xml",
+        "data/ir_cron_data.xml",
+    ],
+    "application": True,
+    "installable": True,
+}

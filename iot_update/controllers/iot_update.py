@@ -1,0 +1,69 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import json
+import logging
+
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from odoo import http
+from odoo.http import request
+
+from ..tools.setup_payload import MAX_BODY_BYTES, PayloadError, read_setup_payload
+
+_logger = logging.getLogger(__name__)
+
+# JSON-RPC 2.0 error codes.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+
+
+def _jsonrpc_id(data):
+    """The request id to echo, when the body carried a usable one."""
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+def _claimed_identifier(data):
+    """The identifier a refused body claims, for the log line."""
+    try:
+        return data["params"]["iot_box"]["identifier"]
+    except (KeyError, TypeError, IndexError):
+        return None
+
+
+def _jsonrpc_error(code, message, status, request_id=None):
+    return request.make_json_response(
+        {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}},
+        status=status,
+    )
+
+
+class IotUpdateController(http.Controller):
+    # The box posts JSON without a session and checks no HTTP status. This is
+    # a type='http' route so that malformed bodies get a JSON-RPC error of our
+    # own instead of the dispatcher's plain-text or traceback-carrying answers.
+    # csrf=False: boxes have no session, hence no CSRF token; they prove who
+    # they are with their pairing token instead.
+    @http.route("/iot/setup", type="http", auth="public", methods=["POST"], csrf=False, save_session=False)
+    def iot_setup(self, **kwargs):
+        httprequest = request.httprequest
+        remote_addr = httprequest.remote_addr
+        httprequest.max_content_length = MAX_BODY_BYTES
+        try:
+            data = json.loads(httprequest.get_data())
+        except RequestEntityTooLarge:
+            _logger.warning("IoT check-in from %s refused: body larger than %s bytes", remote_addr, MAX_BODY_BYTES)
+            return _jsonrpc_error(INVALID_REQUEST, "Request body too large", 413)
+        except ValueError:
+            _logger.warning("IoT check-in from %s refused: body is not JSON", remote_addr)
+            return _jsonrpc_error(PARSE_ERROR, "Parse error: the body is not JSON", 400)
+        request_id = _jsonrpc_id(data)
+        try:
+            setup = read_setup_payload(data)
+        except PayloadError as error:
+            _logger.warning(
+                "IoT check-in from %s refused (identifier %.64r): %s", remote_addr, _claimed_identifier(data), error
+            )
+            return _jsonrpc_error(INVALID_REQUEST, f"Invalid request: {error}", 400, request_id)
+        channel = request.env["iot.box"].sudo()._iot_setup(setup, remote_addr)
+        return request.make_json_response({"jsonrpc": "2.0", "id": request_id, "result": channel})

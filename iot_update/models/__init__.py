@@ -1,0 +1,5 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from . import iot_box
+from . import iot_device
+from . import iot_image_requirement

@@ -1,0 +1,402 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import hashlib
+import logging
+import secrets
+from datetime import timedelta
+
+from odoo import _, api, fields, models, release
+from odoo.tools import consteq
+
+from ..tools.status import evaluate, minimum_image
+from ..tools.versions import parse_version
+
+_logger = logging.getLogger(__name__)
+
+PAIRING_TOKEN_PARAM = "iot_token"  # noqa: S105 - the parameter's key, not a secret
+OFFLINE_DELAY_PARAM = "iot_update.offline_delay_hours"
+DEFAULT_OFFLINE_DELAY_HOURS = 24
+SERVER_SERIES_PARAM = "iot_update.server_series"
+
+STATUS_FIELDS = (
+    "needs_image_upgrade",
+    "image_upgrade_available",
+    "code_update_pending",
+    "handlers_outdated",
+    "is_offline",
+    "update_status",
+)
+
+
+def hash_token(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class IotBox(models.Model):
+    _name = "iot.box"
+    _description = "IoT Box"
+    _order = "name, id"
+
+    name = fields.Char(required=True)
+    identifier = fields.Char(
+        required=True,
+        readonly=True,
+        index=True,
+        copy=False,
+        help="Identifier the box sends: its MAC address (18.0) or its serial number (19).",
+    )
+    mac = fields.Char(string="MAC Address", readonly=True, copy=False)
+    ip = fields.Char(string="IP Address", readonly=True)
+    active = fields.Boolean(default=True)
+    company_id = fields.Many2one("res.company", default=lambda self: self.env.company, index=True)
+    device_ids = fields.One2many("iot.device", "box_id", string="Devices")
+    device_count = fields.Integer(compute="_compute_device_count")
+    token_hash = fields.Char(readonly=True, copy=False, groups="base.group_system")
+    last_contact = fields.Datetime(readonly=True, copy=False, help="Last check-in of the box.")
+    drivers_auto_update = fields.Boolean(
+        string="Automatic Drivers update",
+        default=True,
+        help="When off, the box keeps its drivers when it starts; "
+        "the 'Load handlers' button of its homepage still downloads them.",
+    )
+
+    # Versions, read from what the box sends.
+    version = fields.Char(readonly=True, copy=False, help="Version string the box sent, as it sent it.")
+    platform = fields.Selection(
+        [
+            ("linux", "IoT Box (Linux)"),
+            ("windows", "Windows virtual IoT"),
+            ("test", "Test machine"),
+            ("unknown", "Unknown"),
+        ],
+        compute="_compute_version_parts",
+        store=True,
+    )
+    image_version = fields.Char(compute="_compute_version_parts", store=True, help="Image of the SD card, YY.MM.")
+    code_version = fields.Char(
+        string="Code Series", compute="_compute_version_parts", store=True, help="Odoo release the box runs."
+    )
+    code_commit = fields.Char(compute="_compute_version_parts", store=True)
+
+    # Handlers the box last received.
+    handlers_digest = fields.Char(string="Last Bundle", readonly=True, copy=False)
+    handlers_date = fields.Datetime(string="Last Bundle Date", readonly=True, copy=False)
+
+    # What the box needs: stored so that the dashboard filters and counts.
+    needs_image_upgrade = fields.Boolean(compute="_compute_update_status", store=True)
+    image_upgrade_available = fields.Boolean(compute="_compute_update_status", store=True)
+    code_update_pending = fields.Boolean(compute="_compute_update_status", store=True)
+    handlers_outdated = fields.Boolean(compute="_compute_update_status", store=True)
+    is_offline = fields.Boolean(string="Offline", compute="_compute_update_status", store=True)
+    update_status = fields.Selection(
+        [
+            ("offline", "Offline"),
+            ("image_required", "Image upgrade required"),
+            ("code_pending", "Code update pending"),
+            ("handlers_outdated", "Handlers outdated"),
+            ("up_to_date", "Up to date"),
+        ],
+        string="Status",
+        compute="_compute_update_status",
+        store=True,
+        index=True,
+        group_expand="_group_expand_update_status",
+    )
+    update_advice = fields.Char(string="What to do", compute="_compute_update_advice")
+
+    _sql_constraints = [
+        ("identifier_unique", "unique(identifier)", "Another box already has this identifier."),
+    ]
+
+    # ------------------------------------------------------------------
+    # Computes
+    # ------------------------------------------------------------------
+
+    def _compute_device_count(self):
+        counts = dict(self.env["iot.device"]._read_group([("box_id", "in", self.ids)], ["box_id"], ["__count"]))
+        for box in self:
+            box.device_count = counts.get(box, 0)
+
+    @api.depends("version")
+    def _compute_version_parts(self):
+        for box in self:
+            parsed = parse_version(box.version)
+            box.platform = parsed.platform
+            box.image_version = parsed.image
+            box.code_version = parsed.series
+            box.code_commit = parsed.commit
+
+    @api.depends("platform", "image_version", "code_version", "last_contact", "handlers_digest")
+    def _compute_update_status(self):
+        facts = self._update_facts()
+        for box in self:
+            result = evaluate(
+                parse_version(box.version),
+                server_series=facts["server_series"],
+                min_image=facts["min_image"],
+                latest_image=facts["latest_image"],
+                handlers_current=box._handlers_current(facts),
+                offline=not box.last_contact or box.last_contact < facts["offline_before"],
+            )
+            box.update(result._asdict())
+            box.update_status = result.status
+
+    @api.depends("update_status", "platform", "code_version", "image_version", "drivers_auto_update")
+    @api.depends_context("lang")
+    def _compute_update_advice(self):
+        facts = self._update_facts() if self else {}
+        for box in self:
+            box.update_advice = box._update_advice(facts)
+
+    def _group_expand_update_status(self, states, domain):
+        return [key for key, __ in self._fields["update_status"].selection]
+
+    # ------------------------------------------------------------------
+    # Server facts the statuses depend on
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _get_server_series(self):
+        return release.serie
+
+    @api.model
+    def _get_offline_delay_hours(self):
+        value = self.env["ir.config_parameter"].sudo().get_param(OFFLINE_DELAY_PARAM)
+        try:
+            hours = int(value)
+        except (TypeError, ValueError):
+            return DEFAULT_OFFLINE_DELAY_HOURS
+        return hours if hours > 0 else DEFAULT_OFFLINE_DELAY_HOURS
+
+    @api.model
+    def _get_latest_image(self):
+        """Newest published image known to the server ("" when none is known)."""
+        return ""
+
+    @api.model
+    def _update_facts(self):
+        """Everything outside a box that its status depends on, read once."""
+        server_series = self._get_server_series()
+        return {
+            "server_series": server_series,
+            "min_image": minimum_image(server_series, self.env["iot.image.requirement"].sudo()._get_table()),
+            "latest_image": self._get_latest_image(),
+            "offline_delay": self._get_offline_delay_hours(),
+            "offline_before": fields.Datetime.now() - timedelta(hours=self._get_offline_delay_hours()),
+        }
+
+    def _handlers_current(self, facts):
+        """True when the box holds the current handlers bundle."""
+        self.ensure_one()
+        return bool(self.handlers_digest)
+
+    def _update_advice(self, facts):
+        self.ensure_one()
+        status = self.update_status
+        if status == "offline":
+            return _(
+                "No contact for more than %(hours)s hours: check that the box is powered on and reaches this database.",
+                hours=facts["offline_delay"],
+            )
+        if status == "image_required":
+            return _(
+                "Reflash the SD card with image %(image)s or newer.",
+                image=facts["latest_image"] or facts["min_image"],
+            )
+        if status == "code_pending":
+            if self.platform == "windows":
+                return _("Reinstall Windows IoT for %(series)s.", series=facts["server_series"])
+            return _("Restart the box to follow %(series)s.", series=facts["server_series"])
+        if status == "handlers_outdated":
+            if not self.drivers_auto_update:
+                return _(
+                    "Automatic Drivers update is off: press 'Load handlers' on the box homepage "
+                    "to get the current drivers."
+                )
+            return _("Restart the box, or press 'Load handlers' on its homepage, to get the current drivers.")
+        if self.platform == "unknown":
+            return _("The box sent no readable version: restart it so that it checks in again.")
+        if self.image_upgrade_available:
+            return _("Up to date. Image %(image)s is available.", image=facts["latest_image"])
+        return _("Up to date.")
+
+    # ------------------------------------------------------------------
+    # Keeping the stored statuses current
+    # ------------------------------------------------------------------
+
+    def _refresh_update_status(self):
+        """Recompute the stored statuses of ``self`` now, in batched writes."""
+        for fname in STATUS_FIELDS:
+            self.env.add_to_compute(self._fields[fname], self)
+        self._recompute_recordset(STATUS_FIELDS)
+
+    @api.model
+    def _refresh_all_update_status(self):
+        boxes = self.with_context(active_test=False).search([])
+        boxes._refresh_update_status()
+        self.env["ir.config_parameter"].sudo().set_param(SERVER_SERIES_PARAM, self._get_server_series())
+        return boxes
+
+    @api.model
+    def _cron_refresh_update_status(self):
+        """Keep ``is_offline`` current; recompute everything after a series change."""
+        params = self.env["ir.config_parameter"].sudo()
+        if params.get_param(SERVER_SERIES_PARAM) != self._get_server_series():
+            self._refresh_all_update_status()
+            return
+        limit = fields.Datetime.now() - timedelta(hours=self._get_offline_delay_hours())
+        self.with_context(active_test=False).search(
+            [
+                "|",
+                "&",
+                ("is_offline", "=", False),
+                "|",
+                ("last_contact", "=", False),
+                ("last_contact", "<", limit),
+                "&",
+                ("is_offline", "=", True),
+                ("last_contact", ">=", limit),
+            ]
+        )._refresh_update_status()
+
+    # ------------------------------------------------------------------
+    # Pairing token
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _get_pairing_token(self):
+        return self.env["ir.config_parameter"].sudo().get_param(PAIRING_TOKEN_PARAM) or ""
+
+    @api.model
+    def _ensure_pairing_token(self):
+        """Create the pairing token when the database has none (called at install)."""
+        if not self._get_pairing_token():
+            self._generate_pairing_token()
+
+    @api.model
+    def _generate_pairing_token(self):
+        token = secrets.token_urlsafe(24)
+        self.env["ir.config_parameter"].sudo().set_param(PAIRING_TOKEN_PARAM, token)
+        return token
+
+    def _token_admits(self, token):
+        """True when ``token`` may speak for ``self``: the token the box was
+        admitted with, or the database's current pairing token."""
+        self.ensure_one()
+        if not token:
+            return False
+        pairing = self._get_pairing_token()
+        if pairing and consteq(token, pairing):
+            return True
+        return bool(self.token_hash) and consteq(hash_token(token), self.token_hash)
+
+    # ------------------------------------------------------------------
+    # Check-in (POST /iot/setup)
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _find_box(self, identifier, mac=""):
+        """The box known by ``identifier`` (or, for a box that used to send its
+        MAC address as identifier, by ``mac``), archived ones included."""
+        keys = [key for key in (identifier, mac) if key]
+        boxes = self.with_context(active_test=False).search(
+            ["|", ("identifier", "in", keys), ("mac", "in", keys)], limit=2
+        )
+        exact = boxes.filtered(lambda box: box.identifier == identifier)
+        return exact or boxes[:1]
+
+    @api.model
+    def _iot_setup(self, request, remote_addr=None):
+        """Register or update the box that sent ``request`` (a ``SetupRequest``).
+
+        Returns the channel the box should subscribe to ("" for none). An
+        unknown box is created only with the current pairing token; a known box
+        is updated only with the token it was admitted with or the current
+        pairing token. Refusals change nothing and are logged.
+        """
+        # Serialise the calls of one box: two concurrent first check-ins must
+        # not both try to create it, nor lose each other's devices.
+        self.env.cr.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"iot_update.box:{request.identifier}"]
+        )
+        box = self._find_box(request.identifier, request.mac)
+        token = request.token
+        if not box:
+            pairing = self._get_pairing_token()
+            if not (token and pairing and consteq(token, pairing)):
+                _logger.warning(
+                    "IoT box %s (%s) refused: unknown box with a wrong pairing token", request.identifier, remote_addr
+                )
+                self._on_setup_refused(request, remote_addr, "unknown box, wrong pairing token")
+                return ""
+            box = self.create(
+                {
+                    "name": request.name or request.identifier,
+                    "identifier": request.identifier,
+                    "mac": request.mac,
+                    "ip": request.ip,
+                    "version": request.version,
+                    "last_contact": fields.Datetime.now(),
+                    "token_hash": hash_token(token),
+                }
+            )
+            _logger.info("IoT box %s (%s) admitted", request.identifier, request.name)
+            box._sync_devices(request.devices)
+            box._on_setup_accepted(request, remote_addr, admitted=True)
+            return box._get_channel()
+
+        if not box._token_admits(token):
+            _logger.warning("IoT box %s (%s) refused: wrong token", request.identifier, remote_addr)
+            box._on_setup_refused(request, remote_addr, "wrong token")
+            return ""
+        vals = {
+            "identifier": request.identifier,
+            "ip": request.ip,
+            "version": request.version,
+            "last_contact": fields.Datetime.now(),
+            "active": True,
+        }
+        if request.name:
+            vals["name"] = request.name
+        if request.mac:
+            vals["mac"] = request.mac
+        token_hash = hash_token(token)
+        if box.token_hash != token_hash:
+            # Admitted with the current pairing token: remember it from now on.
+            vals["token_hash"] = token_hash
+        box.write({key: value for key, value in vals.items() if box[key] != value or key == "last_contact"})
+        box._sync_devices(request.devices)
+        box._on_setup_accepted(request, remote_addr, admitted=False)
+        return box._get_channel()
+
+    def _get_channel(self):
+        """Channel the box subscribes to for live orders: none here."""
+        return ""
+
+    def _on_setup_accepted(self, request, remote_addr, admitted):
+        """Hook called after a check-in of ``self`` was accepted."""
+
+    def _on_setup_refused(self, request, remote_addr, reason):
+        """Hook called after a check-in was refused (``self`` may be empty)."""
+
+    def _sync_devices(self, devices):
+        """Make the devices of ``self`` what the box reports: new ones created,
+        known ones updated and connected, the others disconnected."""
+        self.ensure_one()
+        Device = self.env["iot.device"]
+        known = {device.identifier: device for device in self.with_context(active_test=False).device_ids}
+        to_create = []
+        for identifier, values in devices.items():
+            vals = {**values, "connected": True}
+            device = known.pop(identifier, None)
+            if device is None:
+                to_create.append({**vals, "box_id": self.id, "identifier": identifier})
+                continue
+            changed = {key: value for key, value in vals.items() if (device[key] or "") != value}
+            if changed:
+                device.write(changed)
+        if to_create:
+            Device.create(to_create)
+        gone = Device.browse([device.id for device in known.values() if device.connected])
+        if gone:
+            gone.write({"connected": False})

@@ -1,0 +1,70 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""Shared fixtures of the Odoo-backed tests."""
+
+import json
+
+from odoo.tests import HttpCase, TransactionCase, tagged
+
+from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
+
+BOX_LOGGER = "odoo.addons.iot_update.models.iot_box"
+CONTROLLER_LOGGER = "odoo.addons.iot_update.controllers.iot_update"
+
+
+def box_payload(token, identifier="aa:bb:cc:dd:ee:01", version="L24.11-18.0#1a2b3c4", devices=None, **extra):
+    """The body the genuine 18.0 box builds in ``Manager.send_alldevices``."""
+    iot_box = {
+        "name": extra.pop("name", "iotbox-" + identifier[-2:]),
+        "identifier": identifier,
+        "ip": extra.pop("ip", "192.168.1.20"),
+        "token": token,
+        "version": version,
+    }
+    iot_box.update(extra)
+    return {"params": {"iot_box": iot_box, "devices": devices or {}}}
+
+
+PRINTER = {"name": "Epson TM-T20", "type": "printer", "manufacturer": "Epson", "connection": "usb", "subtype": ""}
+SCALE = {"name": "Toledo", "type": "scale", "manufacturer": "Mettler", "connection": "serial", "subtype": ""}
+
+
+class IotCaseMixin:
+    @classmethod
+    def setup_iot(cls):
+        cls.Box = cls.env["iot.box"].sudo()
+        cls.token = cls.Box._get_pairing_token()
+
+    def check_in(self, **kwargs):
+        """Call the check-in service as the controller does."""
+        payload = box_payload(kwargs.pop("token", self.token), **kwargs)
+        return self.Box._iot_setup(read_setup_payload(payload), "127.0.0.1")
+
+    def box(self, identifier="aa:bb:cc:dd:ee:01"):
+        return self.Box.with_context(active_test=False).search([("identifier", "=", identifier)])
+
+
+@tagged("post_install", "-at_install")
+class IotCase(IotCaseMixin, TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_iot()
+
+
+@tagged("post_install", "-at_install")
+class IotHttpCase(IotCaseMixin, HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_iot()
+
+    def post_setup(self, payload):
+        """POST /iot/setup with the bytes and headers of the genuine 18.0 box."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf8")
+        return self.opener.post(
+            self.base_url() + "/iot/setup",
+            data=body,
+            headers={"Content-type": "application/json", "Accept": "text/plain"},
+            timeout=30,
+        )

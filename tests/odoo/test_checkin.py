@@ -1,0 +1,195 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""Check-in (POST /iot/setup): admission, token binding, versions, devices."""
+
+from datetime import timedelta
+from unittest.mock import patch
+
+from freezegun import freeze_time
+
+from odoo import fields
+from odoo.exceptions import ValidationError
+
+from odoo.addons.iot_update.models.iot_box import hash_token
+
+from iot_common import BOX_LOGGER, PRINTER, SCALE, IotCase
+
+
+class TestCheckIn(IotCase):
+    def test_unknown_box_admitted_with_pairing_token(self):
+        self.assertEqual(self.check_in(devices={"usb_printer": PRINTER}), "")
+        box = self.box()
+        self.assertEqual(box.name, "iotbox-01")
+        self.assertEqual(box.ip, "192.168.1.20")
+        self.assertEqual(
+            (box.platform, box.image_version, box.code_version, box.code_commit), ("linux", "24.11", "18.0", "1a2b3c4")
+        )
+        self.assertTrue(box.drivers_auto_update)
+        self.assertEqual(box.token_hash, hash_token(self.token))
+        self.assertEqual(box.device_ids.mapped("identifier"), ["usb_printer"])
+        self.assertTrue(box.last_contact)
+
+    def test_pairing_token_exists_and_is_long(self):
+        self.assertGreaterEqual(len(self.token), 10)
+
+    def test_unknown_box_with_wrong_token_is_not_created(self):
+        for token in ("wrong", "", self.token[:-1]):
+            with self.subTest(token=token), self.assertLogs(BOX_LOGGER, "WARNING") as logs:
+                self.assertEqual(self.check_in(token=token, devices={"usb_printer": PRINTER}), "")
+            self.assertIn("aa:bb:cc:dd:ee:01", logs.output[0])
+            self.assertFalse(self.box())
+            self.assertFalse(self.env["iot.device"].search([("identifier", "=", "usb_printer")]))
+
+    def test_version_kept_current(self):
+        self.check_in(version="L24.01-17.0#aaaaaaa")
+        self.check_in(version="L25.07-18.0#bbbbbbb", name="renamed", ip="10-0-0-7.abcd.odoo-iot.com")
+        box = self.box()
+        self.assertEqual(box.version, "L25.07-18.0#bbbbbbb")
+        self.assertEqual((box.image_version, box.code_version, box.code_commit), ("25.07", "18.0", "bbbbbbb"))
+        self.assertEqual(box.name, "renamed")
+        self.assertEqual(box.ip, "10-0-0-7.abcd.odoo-iot.com")
+        self.assertEqual(self.Box.search_count([("identifier", "=", "aa:bb:cc:dd:ee:01")]), 1)
+
+    def test_last_contact_moves_on_every_call(self):
+        with freeze_time("2026-01-01 10:00:00"):
+            self.check_in()
+        with freeze_time("2026-01-02 11:00:00"):
+            self.check_in()
+        self.assertEqual(self.box().last_contact, fields.Datetime.to_datetime("2026-01-02 11:00:00"))
+
+    def test_token_binding(self):
+        self.check_in()
+        old_token = self.token
+        new_token = self.Box._generate_pairing_token()
+        # The token the box was admitted with still works after a new pairing token...
+        self.check_in(token=old_token, version="L25.07-18.0#ccccccc")
+        self.assertEqual(self.box().version, "L25.07-18.0#ccccccc")
+        # ... so does the new pairing token, which the box then is bound to.
+        self.check_in(token=new_token, version="L25.07-18.0#ddddddd")
+        self.assertEqual(self.box().token_hash, hash_token(new_token))
+        # Any other token changes nothing, even with a known identifier.
+        with self.assertLogs(BOX_LOGGER, "WARNING") as logs:
+            self.check_in(token="stolen", version="L20.01-16.0#eeeeeee", name="evil", devices={"x": PRINTER})
+        self.assertIn("wrong token", logs.output[0])
+        box = self.box()
+        self.assertEqual((box.version, box.name), ("L25.07-18.0#ddddddd", "iotbox-01"))
+        self.assertFalse(box.device_ids)
+
+    def test_devices_connected_and_disconnected(self):
+        self.check_in(devices={"usb_printer": PRINTER, "serial_scale": SCALE})
+        box = self.box()
+        self.assertEqual(sorted(box.device_ids.mapped("identifier")), ["serial_scale", "usb_printer"])
+        self.assertTrue(all(box.device_ids.mapped("connected")))
+        printer = box.device_ids.filtered(lambda d: d.identifier == "usb_printer")
+        self.assertEqual(
+            (printer.name, printer.type, printer.manufacturer, printer.connection),
+            ("Epson TM-T20", "printer", "Epson", "usb"),
+        )
+
+        self.check_in(devices={"usb_printer": dict(PRINTER, name="Epson TM-T88")})
+        self.assertEqual(len(box.device_ids), 2)
+        self.assertEqual(printer.name, "Epson TM-T88")
+        self.assertTrue(printer.connected)
+        self.assertFalse(box.device_ids.filtered(lambda d: d.identifier == "serial_scale").connected)
+
+        self.check_in(devices={"usb_printer": PRINTER, "serial_scale": SCALE})
+        self.assertTrue(all(box.device_ids.mapped("connected")))
+        self.assertEqual(len(box.device_ids), 2)
+
+    def test_19_box_with_serial_and_mac(self):
+        self.check_in(identifier="SN-ABC-123", mac="aa:bb:cc:dd:ee:09", version="L25.07-19.0#1234567")
+        box = self.box("SN-ABC-123")
+        self.assertEqual(box.mac, "aa:bb:cc:dd:ee:09")
+
+    def test_box_upgraded_to_serial_identifier_is_the_same_box(self):
+        self.check_in(identifier="aa:bb:cc:dd:ee:05")
+        box = self.box("aa:bb:cc:dd:ee:05")
+        self.check_in(identifier="SN-0005", mac="aa:bb:cc:dd:ee:05", version="L25.07-19.0#1234567")
+        self.assertEqual(box.identifier, "SN-0005")
+        self.assertEqual(box.mac, "aa:bb:cc:dd:ee:05")
+        self.assertEqual(self.Box.search_count([("mac", "=", "aa:bb:cc:dd:ee:05")]), 1)
+
+    def test_archived_box_comes_back(self):
+        self.check_in()
+        self.box().action_archive()
+        self.check_in()
+        self.assertTrue(self.box().active)
+
+
+class TestStatus(IotCase):
+    def test_status_follows_version(self):
+        self.check_in(version="L24.01-18.0#abc1234")
+        box = self.box()
+        self.assertEqual(box.update_status, "image_required")
+        self.assertTrue(box.needs_image_upgrade)
+        self.assertIn("24.11", box.update_advice)
+        self.check_in(version="L24.11-17.0#abc1234")
+        self.assertEqual(box.update_status, "code_pending")
+        self.assertFalse(box.needs_image_upgrade)
+        self.assertEqual(box.update_advice, "Restart the box to follow 18.0.")
+        self.check_in(version="L24.11-18.0#abc1234")
+        # No bundle received yet.
+        self.assertEqual(box.update_status, "handlers_outdated")
+
+    def test_windows_advice(self):
+        self.check_in(version="W23.11-17.0-20241105")
+        box = self.box()
+        self.assertEqual(box.update_status, "code_pending")
+        self.assertFalse(box.needs_image_upgrade)
+        self.assertEqual(box.update_advice, "Reinstall Windows IoT for 18.0.")
+
+    def test_minimum_image_table_change_updates_statuses(self):
+        self.check_in(version="L24.11-18.0#abc1234")
+        box = self.box()
+        self.assertFalse(box.needs_image_upgrade)
+        row = self.env.ref("iot_update.iot_image_requirement_18_0")
+        row.min_image = "25.07"
+        self.assertTrue(box.needs_image_upgrade)
+        self.assertEqual(box.update_status, "image_required")
+        row.unlink()  # 18.0 now follows 17.0's row
+        self.assertFalse(box.needs_image_upgrade)
+
+    def test_offline_after_delay(self):
+        with freeze_time("2026-01-01 10:00:00"):
+            self.check_in()
+        box = self.box()
+        with freeze_time("2026-01-02 09:00:00"):
+            self.Box._cron_refresh_update_status()
+            self.assertFalse(box.is_offline)
+        with freeze_time("2026-01-02 10:30:00"):
+            self.Box._cron_refresh_update_status()
+            self.assertTrue(box.is_offline)
+            self.assertEqual(box.update_status, "offline")
+            self.check_in()
+            self.assertFalse(box.is_offline)
+        self.env["ir.config_parameter"].set_param("iot_update.offline_delay_hours", "1")
+        with freeze_time("2026-01-02 12:00:00"):
+            self.Box._cron_refresh_update_status()
+            self.assertTrue(box.is_offline)
+
+    def test_server_series_change_recomputes(self):
+        self.check_in(version="L25.07-18.0#abc1234")
+        box = self.box()
+        self.assertFalse(box.code_update_pending)
+        with patch.object(type(self.Box), "_get_server_series", lambda self: "saas~18.4"):
+            self.Box._cron_refresh_update_status()
+            self.assertTrue(box.code_update_pending)
+            self.assertEqual(box.update_advice, "Restart the box to follow saas~18.4.")
+
+    def test_invalid_requirement_rows_refused(self):
+        Requirement = self.env["iot.image.requirement"]
+        for vals in (
+            {"server_series": "eighteen", "min_image": "24.11"},
+            {"server_series": "20.0", "min_image": "24.13"},
+        ):
+            with self.subTest(vals=vals), self.assertRaises(ValidationError):
+                Requirement.create(vals)
+
+    def test_stale_offline_flag_cleared_by_cron(self):
+        self.check_in()
+        box = self.box()
+        box.is_offline = True
+        box.flush_recordset()
+        self.Box._cron_refresh_update_status()
+        self.assertFalse(box.is_offline)
+        self.assertLess(box.last_contact, fields.Datetime.now() + timedelta(seconds=1))
