@@ -3,3 +3,5 @@
 from . import iot_box
 from . import iot_device
 from . import iot_image_requirement
+from . import iot_box_event
+from . import iot_image_release
