@@ -3,8 +3,6 @@
 import json
 import logging
 
-from werkzeug.exceptions import RequestEntityTooLarge
-
 from odoo import http
 from odoo.http import request
 
@@ -48,12 +46,11 @@ class IotUpdateController(http.Controller):
     def iot_setup(self, **kwargs):
         httprequest = request.httprequest
         remote_addr = httprequest.remote_addr
-        httprequest.max_content_length = MAX_BODY_BYTES
-        try:
-            data = json.loads(httprequest.get_data())
-        except RequestEntityTooLarge:
+        if (httprequest.content_length or 0) > MAX_BODY_BYTES:
             _logger.warning("IoT check-in from %s refused: body larger than %s bytes", remote_addr, MAX_BODY_BYTES)
             return _jsonrpc_error(INVALID_REQUEST, "Request body too large", 413)
+        try:
+            data = json.loads(httprequest.get_data())
         except ValueError:
             _logger.warning("IoT check-in from %s refused: body is not JSON", remote_addr)
             return _jsonrpc_error(PARSE_ERROR, "Parse error: the body is not JSON", 400)

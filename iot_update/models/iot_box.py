@@ -5,6 +5,8 @@ import logging
 import secrets
 from datetime import timedelta
 
+import psycopg2.errors
+
 from odoo import _, api, fields, models, release
 from odoo.tools import consteq
 
@@ -314,11 +316,6 @@ class IotBox(models.Model):
         is updated only with the token it was admitted with or the current
         pairing token. Refusals change nothing and are logged.
         """
-        # Serialise the calls of one box: two concurrent first check-ins must
-        # not both try to create it, nor lose each other's devices.
-        self.env.cr.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"iot_update.box:{request.identifier}"]
-        )
         box = self._find_box(request.identifier, request.mac)
         token = request.token
         if not box:
@@ -329,7 +326,7 @@ class IotBox(models.Model):
                 )
                 self._on_setup_refused(request, remote_addr, "unknown box, wrong pairing token")
                 return ""
-            box = self.create(
+            box = self._create_from_setup(
                 {
                     "name": request.name or request.identifier,
                     "identifier": request.identifier,
@@ -349,6 +346,7 @@ class IotBox(models.Model):
             _logger.warning("IoT box %s (%s) refused: wrong token", request.identifier, remote_addr)
             box._on_setup_refused(request, remote_addr, "wrong token")
             return ""
+        box._lock_for_update()
         vals = {
             "identifier": request.identifier,
             "ip": request.ip,
@@ -368,6 +366,33 @@ class IotBox(models.Model):
         box._sync_devices(request.devices)
         box._on_setup_accepted(request, remote_addr, admitted=False)
         return box._get_channel()
+
+    def _create_from_setup(self, vals):
+        """Create the box of a first check-in.
+
+        When a concurrent request created the same box after this transaction
+        took its snapshot, the unique index refuses the row; the request is then
+        turned into a serialization failure, which Odoo retries with a fresh
+        snapshot, where the box is known.
+        """
+        try:
+            with self.env.cr.savepoint():
+                return self.create(vals)
+        except psycopg2.errors.UniqueViolation:
+            # On a row committed after our snapshot, ON CONFLICT raises the
+            # serialization failure (40001) that Odoo's request loop retries.
+            self.env.cr.execute(
+                "INSERT INTO iot_box (identifier, name) VALUES (%s, %s) ON CONFLICT (identifier) DO NOTHING",
+                [vals["identifier"], vals["name"]],
+            )
+            raise
+
+    def _lock_for_update(self):
+        """Lock the row of ``self`` for this check-in. A concurrent check-in of
+        the same box waits, then gets a serialization failure and is retried
+        by Odoo, so no update and no device is lost."""
+        self.ensure_one()
+        self.env.cr.execute("SELECT id FROM iot_box WHERE id = %s FOR NO KEY UPDATE", [self.id])
 
     def _get_channel(self):
         """Channel the box subscribes to for live orders: none here."""

@@ -15,7 +15,7 @@ CONTROLLER_LOGGER = "odoo.addons.iot_update.controllers.iot_update"
 def box_payload(token, identifier="aa:bb:cc:dd:ee:01", version="L24.11-18.0#1a2b3c4", devices=None, **extra):
     """The body the genuine 18.0 box builds in ``Manager.send_alldevices``."""
     iot_box = {
-        "name": extra.pop("name", "iotbox-" + identifier[-2:]),
+        "name": extra.pop("name", "iotbox-" + str(identifier)[-2:]),
         "identifier": identifier,
         "ip": extra.pop("ip", "192.168.1.20"),
         "token": token,
