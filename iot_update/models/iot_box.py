@@ -5,8 +5,6 @@ import logging
 import secrets
 from datetime import timedelta
 
-import psycopg2.errors
-
 from odoo import _, api, fields, models, release
 from odoo.tools import consteq
 
@@ -370,29 +368,35 @@ class IotBox(models.Model):
     def _create_from_setup(self, vals):
         """Create the box of a first check-in.
 
-        When a concurrent request created the same box after this transaction
-        took its snapshot, the unique index refuses the row; the request is then
-        turned into a serialization failure, which Odoo retries with a fresh
-        snapshot, where the box is known.
+        The row is claimed with ``INSERT ... ON CONFLICT DO NOTHING``: when a
+        concurrent request created the same box after this transaction took its
+        snapshot, PostgreSQL answers with a serialization failure, which Odoo's
+        request loop retries with a fresh snapshot, where the box is known. (A
+        plain create would fail with a unique violation, which is not retried.)
         """
-        try:
-            with self.env.cr.savepoint():
-                return self.create(vals)
-        except psycopg2.errors.UniqueViolation:
-            # On a row committed after our snapshot, ON CONFLICT raises the
-            # serialization failure (40001) that Odoo's request loop retries.
-            self.env.cr.execute(
-                "INSERT INTO iot_box (identifier, name) VALUES (%s, %s) ON CONFLICT (identifier) DO NOTHING",
-                [vals["identifier"], vals["name"]],
-            )
-            raise
+        now = self.env.cr.now()
+        self.env.cr.execute(
+            """INSERT INTO iot_box (identifier, name, active, create_uid, create_date, write_uid, write_date)
+                    VALUES (%s, %s, true, %s, %s, %s, %s)
+               ON CONFLICT (identifier) DO NOTHING
+                 RETURNING id""",
+            [vals["identifier"], vals["name"], self.env.uid, now, self.env.uid, now],
+            log_exceptions=False,
+        )
+        row = self.env.cr.fetchone()
+        if not row:  # created and committed before our snapshot: it is known
+            return self._find_box(vals["identifier"])
+        box = self.browse(row[0])
+        defaults = self.default_get(["company_id", "drivers_auto_update"])
+        box.write({**defaults, **vals})
+        return box
 
     def _lock_for_update(self):
         """Lock the row of ``self`` for this check-in. A concurrent check-in of
         the same box waits, then gets a serialization failure and is retried
         by Odoo, so no update and no device is lost."""
         self.ensure_one()
-        self.env.cr.execute("SELECT id FROM iot_box WHERE id = %s FOR NO KEY UPDATE", [self.id])
+        self.env.cr.execute("SELECT id FROM iot_box WHERE id = %s FOR NO KEY UPDATE", [self.id], log_exceptions=False)
 
     def _get_channel(self):
         """Channel the box subscribes to for live orders: none here."""
