@@ -36,6 +36,14 @@ class ResConfigSettings(models.TransientModel):
         for settings in self:
             settings.iot_pairing_token = token
 
+    @api.model
+    def get_values(self):
+        # The settings form opens on a new record, for which the token is not computed.
+        values = super().get_values()
+        if self.env.user.has_group("iot_update.group_iot_admin"):
+            values["iot_pairing_token"] = self.env["iot.box"].sudo()._get_pairing_token()
+        return values
+
     @api.constrains("iot_offline_delay_hours", "iot_event_retention_days")
     def _check_iot_delays(self):
         for settings in self:

@@ -49,3 +49,15 @@ class TestDashboardTour(IotHttpCase):
         self.assertFalse(boxes["fleet-old-image"].drivers_auto_update)
         self.assertTrue(boxes["fleet-up-to-date"].drivers_auto_update)
         self.assertTrue(boxes["fleet-offline"].drivers_auto_update)
+
+    def test_generate_pairing_token_from_settings(self):
+        self.env["ir.config_parameter"].set_param("iot_token", "tour-old-token")
+        try:
+            self.start_tour(
+                "/odoo/action-iot_update.res_config_settings_action", "iot_update_pairing_token_tour", login="admin"
+            )
+        except unittest.SkipTest as error:
+            self.fail(f"Chromium is installed but the tour could not run: {error}")
+        token = self.Box._get_pairing_token()
+        self.assertNotEqual(token, "tour-old-token")
+        self.assertGreaterEqual(len(token), 20)

@@ -280,6 +280,15 @@ class TestSettings(IotCase):
         self.assertEqual(params.get_param("iot_update.image_feed_url"), "http://127.0.0.1:9/other.txt")
         self.assertEqual(params.get_param("iot_update.event_retention_days"), "7")
 
+    def test_settings_form_opens_with_the_token(self):
+        """The settings form starts from a new record: the token must be in its initial values."""
+        spec = {"iot_pairing_token": {}, "iot_offline_delay_hours": {}, "iot_event_retention_days": {}}
+        admin = self.env.ref("base.user_admin")
+        values = self.env["res.config.settings"].with_user(admin).onchange({}, [], spec)["value"]
+        self.assertEqual(values["iot_pairing_token"], self.token)
+        self.assertEqual(values["iot_offline_delay_hours"], 24)
+        self.assertEqual(values["iot_event_retention_days"], 90)
+
     def test_generate_pairing_token(self):
         settings = self.env["res.config.settings"].create({})
         settings.action_iot_generate_pairing_token()

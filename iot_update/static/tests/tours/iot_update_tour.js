@@ -66,3 +66,30 @@ registry.category("web_tour.tours").add("iot_update_dashboard_tour", {
         },
     ],
 });
+
+/**
+ * Generate a new pairing token from the IoT settings: the form shows the new
+ * token at once. tests/odoo/test_tour.py sets the old token and checks the new one.
+ */
+registry.category("web_tour.tours").add("iot_update_pairing_token_tour", {
+    steps: () => [
+        {
+            content: "The IoT settings show the current pairing token",
+            trigger: ".o_field_widget[name=iot_pairing_token]:contains(tour-old-token)",
+        },
+        {
+            content: "Generate a new token",
+            trigger: "button[name=action_iot_generate_pairing_token]",
+            run: "click",
+        },
+        {
+            content: "Confirm",
+            trigger: ".modal-footer .btn-primary",
+            run: "click",
+        },
+        {
+            content: "The new token is shown",
+            trigger: ".o_field_widget[name=iot_pairing_token] span:not(:empty):not(:contains(tour-old-token))",
+        },
+    ],
+});
