@@ -17,7 +17,19 @@
         "data/iot_image_requirement_data.xml",
         "data/iot_update_data.xml",
         "data/ir_cron_data.xml",
+        "views/iot_box_views.xml",
+        "views/iot_device_views.xml",
+        "views/iot_box_event_views.xml",
+        "views/iot_image_requirement_views.xml",
+        "views/iot_image_release_views.xml",
+        "views/res_config_settings_views.xml",
+        "views/iot_update_menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "iot_update/static/tests/tours/**/*",
+        ],
+    },
     "application": True,
     "installable": True,
 }

@@ -27,6 +27,9 @@ STATUS_FIELDS = (
     "update_status",
 )
 
+#: Kanban colour index of each status (the dashboard's cards).
+STATUS_COLORS = {"offline": 0, "image_required": 1, "code_pending": 2, "handlers_outdated": 4, "up_to_date": 10}
+
 
 def hash_token(token):
     return hashlib.sha256(token.encode()).hexdigest()
@@ -47,10 +50,14 @@ class IotBox(models.Model):
     )
     mac = fields.Char(string="MAC Address", readonly=True, copy=False)
     ip = fields.Char(string="IP Address", readonly=True)
+    homepage_url = fields.Char(
+        string="Box Homepage", compute="_compute_homepage_url", help="Homepage of the box, as reached from here."
+    )
     active = fields.Boolean(default=True)
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company, index=True)
     device_ids = fields.One2many("iot.device", "box_id", string="Devices")
     device_count = fields.Integer(compute="_compute_device_count")
+    event_ids = fields.One2many("iot.box.event", "box_id", string="History")
     token_hash = fields.Char(readonly=True, copy=False, groups="base.group_system")
     last_contact = fields.Datetime(readonly=True, copy=False, help="Last check-in of the box.")
     drivers_auto_update = fields.Boolean(
@@ -103,6 +110,7 @@ class IotBox(models.Model):
         group_expand="_group_expand_update_status",
     )
     update_advice = fields.Char(string="What to do", compute="_compute_update_advice")
+    status_color = fields.Integer(compute="_compute_status_color", help="Colour of the box's card on the dashboard.")
 
     _sql_constraints = [
         ("identifier_unique", "unique(identifier)", "Another box already has this identifier."),
@@ -111,6 +119,18 @@ class IotBox(models.Model):
     # ------------------------------------------------------------------
     # Computes
     # ------------------------------------------------------------------
+
+    @api.depends("ip")
+    def _compute_homepage_url(self):
+        base_url = self.env["ir.config_parameter"].sudo().get_param("web.base.url") or ""
+        secure = base_url.startswith("https://")
+        for box in self:
+            if not box.ip:
+                box.homepage_url = False
+            elif secure:
+                box.homepage_url = f"https://{box.ip}"
+            else:
+                box.homepage_url = f"http://{box.ip}:8069"
 
     def _compute_device_count(self):
         counts = dict(self.env["iot.device"]._read_group([("box_id", "in", self.ids)], ["box_id"], ["__count"]))
@@ -147,6 +167,11 @@ class IotBox(models.Model):
         facts = self._update_facts() if self else {}
         for box in self:
             box.update_advice = box._update_advice(facts)
+
+    @api.depends("update_status")
+    def _compute_status_color(self):
+        for box in self:
+            box.status_color = STATUS_COLORS.get(box.update_status, 0)
 
     def _group_expand_update_status(self, states, domain):
         return [key for key, __ in self._fields["update_status"].selection]

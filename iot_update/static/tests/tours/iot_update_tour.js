@@ -1,0 +1,95 @@
+/** @odoo-module **/
+// Copyright 2026 iot_update contributors
+// License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+
+import { registry } from "@web/core/registry";
+
+/**
+ * The administrator's daily path: open the dashboard, keep the boxes that need
+ * an image upgrade, open one and turn its automatic drivers update off.
+ * The boxes are prepared by tests/odoo/test_tour.py, which checks the result.
+ */
+registry.category("web_tour.tours").add("iot_update_dashboard_tour", {
+    steps: () => [
+        {
+            content: "The dashboard groups the boxes by status, worst first",
+            trigger: ".o_kanban_view .o_kanban_group:first-child .o_column_title:contains(Offline)",
+        },
+        {
+            content: "Every status has its column, with its count",
+            trigger: ".o_kanban_group:contains(Image upgrade required) .o_kanban_record:contains(tour-old-image)",
+        },
+        {
+            content: "Open the search options",
+            trigger: ".o_searchview_dropdown_toggler",
+            run: "click",
+        },
+        {
+            content: "Keep the boxes that need an image upgrade",
+            trigger: ".o_filter_menu .o-dropdown-item:contains(Needs image upgrade)",
+            run: "click",
+        },
+        {
+            content: "The filter is applied",
+            trigger: ".o_searchview_facet:contains(Needs image upgrade)",
+        },
+        {
+            content: "Only the boxes that need an image upgrade remain",
+            trigger: ".o_kanban_view:not(:has(.o_kanban_record:contains(tour-up-to-date)))",
+        },
+        {
+            content: "Open the box",
+            trigger: ".o_kanban_record:contains(tour-old-image)",
+            run: "click",
+        },
+        {
+            content: "The form says what to do",
+            trigger: ".o_form_view .o_field_widget[name=update_advice]:contains(Reflash the SD card)",
+        },
+        {
+            content: "Untick Automatic Drivers update",
+            trigger: ".o_form_view .o_field_widget[name=drivers_auto_update] input:checked",
+            run: "click",
+        },
+        {
+            content: "The checkbox is unticked",
+            trigger: ".o_form_view .o_field_widget[name=drivers_auto_update] input:not(:checked)",
+        },
+        {
+            content: "Save",
+            trigger: ".o_form_button_save:enabled",
+            run: "click",
+        },
+        {
+            content: "Saved",
+            trigger: ".o_form_view .o_form_saved",
+        },
+    ],
+});
+
+/**
+ * Generate a new pairing token from the IoT settings: the form shows the new
+ * token at once. tests/odoo/test_tour.py sets the old token and checks the new one.
+ */
+registry.category("web_tour.tours").add("iot_update_pairing_token_tour", {
+    steps: () => [
+        {
+            content: "The IoT settings show the current pairing token",
+            trigger: ".o_field_widget[name=iot_pairing_token]:contains(tour-old-token)",
+        },
+        {
+            content: "Generate a new token",
+            trigger: "button[name=action_iot_generate_pairing_token]",
+            run: "click",
+        },
+        {
+            content: "Confirm",
+            trigger: ".modal-footer .btn-primary",
+            run: "click",
+        },
+        {
+            content: "The new token is shown",
+            trigger: ".o_field_widget[name=iot_pairing_token] span:not(:empty):not(:contains(tour-old-token))",
+        },
+    ],
+});

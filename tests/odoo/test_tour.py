@@ -1,0 +1,63 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""The dashboard in a real browser (headless Chromium)."""
+
+import unittest
+
+from iot_fleet import fleet_patchers, make_fleet
+
+from odoo.tests import common
+
+from iot_common import IotHttpCase
+
+#: Start of the skip reason when no browser can run the tour; ./dev counts these.
+TOUR_NOT_RUN = "BROWSER TOUR NOT RUN"
+
+
+def browser_missing():
+    """Why Odoo cannot drive a browser here, or "" when it can."""
+    try:
+        import websocket  # noqa: F401, PLC0415 - what Odoo's ChromeBrowser needs
+    except ImportError:
+        return "the Python package websocket-client is missing (./dev setup installs it)"
+    try:
+        common._find_executable()
+    except unittest.SkipTest:
+        return "no Chromium or Chrome found (Debian: apt-get install chromium; ./dev setup does it as root)"
+    return ""
+
+
+class TestDashboardTour(IotHttpCase):
+    def setUp(self):
+        super().setUp()
+        missing = browser_missing()
+        if missing:
+            self.skipTest(f"{TOUR_NOT_RUN}: {missing}")
+        for patcher in fleet_patchers():
+            self.startPatcher(patcher)
+
+    def test_untick_drivers_update_from_dashboard(self):
+        boxes = make_fleet(self, ["fleet-offline", "fleet-old-image", "fleet-up-to-date"])
+        boxes["fleet-old-image"].name = "tour-old-image"
+        boxes["fleet-up-to-date"].name = "tour-up-to-date"
+        self.assertEqual(boxes["fleet-old-image"].update_status, "image_required")
+        try:
+            self.start_tour("/odoo/action-iot_update.iot_box_action", "iot_update_dashboard_tour", login="admin")
+        except unittest.SkipTest as error:
+            # A browser is there but Odoo could not drive it: that is a failure, not a skip.
+            self.fail(f"Chromium is installed but the tour could not run: {error}")
+        self.assertFalse(boxes["fleet-old-image"].drivers_auto_update)
+        self.assertTrue(boxes["fleet-up-to-date"].drivers_auto_update)
+        self.assertTrue(boxes["fleet-offline"].drivers_auto_update)
+
+    def test_generate_pairing_token_from_settings(self):
+        self.env["ir.config_parameter"].set_param("iot_token", "tour-old-token")
+        try:
+            self.start_tour(
+                "/odoo/action-iot_update.res_config_settings_action", "iot_update_pairing_token_tour", login="admin"
+            )
+        except unittest.SkipTest as error:
+            self.fail(f"Chromium is installed but the tour could not run: {error}")
+        token = self.Box._get_pairing_token()
+        self.assertNotEqual(token, "tour-old-token")
+        self.assertGreaterEqual(len(token), 20)
