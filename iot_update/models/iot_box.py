@@ -9,7 +9,7 @@ from odoo import _, api, fields, models, release
 from odoo.tools import consteq
 
 from ..tools.status import evaluate, minimum_image
-from ..tools.versions import parse_version
+from ..tools.versions import image_key, parse_version
 
 _logger = logging.getLogger(__name__)
 
@@ -195,8 +195,15 @@ class IotBox(models.Model):
 
     @api.model
     def _get_latest_image(self):
-        """Newest published image known to the server ("" when none is known)."""
-        return ""
+        """Newest published image known to the server ("" when none is known).
+
+        The image the feed marks as latest (what the box software itself
+        offers); when no feed read has named one yet, the newest image known.
+        """
+        releases = self.env["iot.image.release"].sudo().search([], order="is_latest desc, image_version desc")
+        if releases[:1].is_latest:
+            return releases[0].image_version
+        return max((image for image in releases.mapped("image_version") if image_key(image)), key=image_key, default="")
 
     @api.model
     def _update_facts(self):

@@ -1,0 +1,7 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import sys
+
+from .cli import main
+
+sys.exit(main())

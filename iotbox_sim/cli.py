@@ -1,0 +1,303 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""``iotbox-sim``: N simulated IoT boxes starting up against an Odoo server.
+
+Each box does what the genuine box software does at start:
+
+1. ``POST /iot/setup`` with the bytes the 18.0 box sends (``json.dumps`` of
+   ``{"params": {"iot_box": ..., "devices": ...}}``, ``Content-type:
+   application/json``, ``Accept: text/plain``);
+2. ``POST /iot/get_handlers``: an 18.0-style box sends the multipart form
+   fields ``mac`` and ``auto``; a 19-style box sends ``identifier`` and
+   ``auto`` form-encoded, plus ``If-None-Match`` with the ETag it kept from its
+   previous download (kept in ``--state-file`` between runs).
+
+It prints one line per box and, for load runs (``--repeat`` > 1 or
+``--load``), requests per second and p50/p95/p99 latency per endpoint.
+"""
+
+import argparse
+import io
+import json
+import os
+import sys
+import threading
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import requests
+
+from .fleet import percentile, plan_fleet, setup_payload
+
+SETUP = "/iot/setup"
+HANDLERS = "/iot/get_handlers"
+VERSION_INFO = "/web/webclient/version_info"
+TIMEOUT = 30
+
+
+class Call(NamedTuple):
+    endpoint: str
+    status: int  # 0 when the server could not be reached
+    seconds: float
+    outcome: str
+    ok: bool
+
+
+class BoxResult(NamedTuple):
+    box: object  # fleet.BoxSpec
+    setup: Call
+    handlers: Call | None
+
+
+class Report(NamedTuple):
+    results: list  # BoxResult of the last round, in box order
+    calls: list  # every Call of every round
+    seconds: float  # wall time of the whole run
+    server_series: str
+
+    @property
+    def ok(self):
+        return all(call.ok for call in self.calls)
+
+    def stats(self):
+        """``{endpoint: {count, errors, rps, p50, p95, p99}}``, latencies in ms."""
+        stats = {}
+        for endpoint in (SETUP, HANDLERS):
+            calls = [call for call in self.calls if call.endpoint == endpoint]
+            if not calls:
+                continue
+            latencies = [call.seconds * 1000 for call in calls]
+            stats[endpoint] = {
+                "count": len(calls),
+                "errors": sum(not call.ok for call in calls),
+                "rps": len(calls) / self.seconds if self.seconds else 0.0,
+                **{f"p{p}": percentile(latencies, p) for p in (50, 95, 99)},
+            }
+        return stats
+
+
+# ----------------------------------------------------------------------
+# One box
+# ----------------------------------------------------------------------
+
+
+def _post(session, url, endpoint, **kwargs):
+    started = time.perf_counter()
+    try:
+        response = session.post(url + endpoint, timeout=TIMEOUT, allow_redirects=False, **kwargs)
+    except requests.RequestException as error:
+        return None, time.perf_counter() - started, f"unreachable ({type(error).__name__})"
+    return response, time.perf_counter() - started, ""
+
+
+def check_in(session, url, box, token):
+    """``POST /iot/setup`` as the genuine 18.0 box sends it."""
+    body = json.dumps(setup_payload(box, token)).encode("utf8")
+    headers = {"Content-type": "application/json", "Accept": "text/plain"}
+    response, seconds, error = _post(session, url, SETUP, data=body, headers=headers)
+    if response is None:
+        return Call(SETUP, 0, seconds, error, False)
+    try:
+        reply = response.json()
+    except ValueError:
+        reply = None
+    if response.status_code == 200 and isinstance(reply, dict) and "result" in reply:
+        return Call(SETUP, 200, seconds, f"answered 200 (channel {reply['result']!r})", True)
+    if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
+        message = reply["error"].get("message", "")
+        return Call(SETUP, response.status_code, seconds, f"error {response.status_code}: {message}", False)
+    return Call(SETUP, response.status_code, seconds, f"error {response.status_code}", False)
+
+
+def get_handlers(session, url, box, etag=None, auto=True):
+    """``POST /iot/get_handlers`` as the box of ``box.style`` sends it.
+
+    Returns ``(Call, etag)``: the ETag to keep (19-style; ``etag`` unchanged
+    when nothing new came).
+    """
+    if box.style == "18":
+        # urllib3's ``fields=`` on a POST: multipart/form-data, values as text.
+        kwargs = {"files": {"mac": (None, box.mac), "auto": (None, str(auto))}}
+    else:
+        kwargs = {"data": {"identifier": box.identifier, "auto": str(auto)}}
+        if etag:
+            kwargs["headers"] = {"If-None-Match": etag}
+    response, seconds, error = _post(session, url, HANDLERS, **kwargs)
+    if response is None:
+        return Call(HANDLERS, 0, seconds, error, False), etag
+    status = response.status_code
+    if status == 304:
+        return Call(HANDLERS, status, seconds, "not modified (304)", True), etag
+    if status == 404:
+        return Call(HANDLERS, status, seconds, "no handlers route on the server (404)", False), etag
+    if status == 401 and box.style == "19":
+        return Call(HANDLERS, status, seconds, "refused (401)", True), etag
+    if status != 200:
+        return Call(HANDLERS, status, seconds, f"error {status}", False), etag
+    if not response.content:
+        return Call(HANDLERS, status, seconds, "refused (200, empty body)", True), etag
+    try:
+        with zipfile.ZipFile(io.BytesIO(response.content)) as bundle:
+            files = len(bundle.namelist())
+    except zipfile.BadZipFile:
+        return Call(HANDLERS, status, seconds, "error: the body is not a zip", False), etag
+    outcome = f"downloaded {files} files ({len(response.content)} bytes)"
+    if box.style == "19":
+        # The genuine 19 box keeps the ETag without its quotes and sends it back bare.
+        etag = (response.headers.get("ETag") or "").strip('"') or None
+    return Call(HANDLERS, status, seconds, outcome, True), etag
+
+
+def start_box(session, url, box, token, etag=None, handlers=True):
+    """What the box does at start: check in, then download its handlers."""
+    setup = check_in(session, url, box, token)
+    if not handlers:
+        return BoxResult(box, setup, None), etag
+    call, etag = get_handlers(session, url, box, etag)
+    return BoxResult(box, setup, call), etag
+
+
+# ----------------------------------------------------------------------
+# The fleet
+# ----------------------------------------------------------------------
+
+
+def server_series(url, session=None):
+    """The server's series, asked as the box asks it (``""`` when unknown)."""
+    session = session or requests.Session()
+    try:
+        response = session.post(
+            url + VERSION_INFO, data="{}", headers={"Content-type": "application/json"}, timeout=TIMEOUT
+        )
+        return response.json()["result"]["server_serie"]
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return ""
+
+
+def load_state(path):
+    try:
+        state = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def save_state(path, state):
+    path = Path(path)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    os.replace(temp, path)
+
+
+def run(
+    url,
+    token,
+    boxes=20,
+    seed=0,
+    style="mix",
+    concurrency=8,
+    state_file=None,
+    repeat=1,
+    handlers=True,
+    series=None,
+):
+    """Start ``boxes`` simulated boxes ``repeat`` times against ``url``; returns a :class:`Report`."""
+    url = url.rstrip("/")
+    series = series or server_series(url) or "18.0"
+    fleet = plan_fleet(boxes, seed=seed, style=style, server_series=series)
+    state = load_state(state_file) if state_file else {}
+    etags = dict(state.get("etags", {}))
+    local = threading.local()
+    lock = threading.Lock()
+    calls = []
+
+    def one(box):
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        with lock:
+            etag = etags.get(box.identifier)
+        result, etag = start_box(session, url, box, token, etag, handlers=handlers)
+        with lock:
+            if etag:
+                etags[box.identifier] = etag
+            calls.extend(call for call in (result.setup, result.handlers) if call)
+        return result
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for __ in range(max(1, repeat)):
+            results = list(pool.map(one, fleet))
+    seconds = time.perf_counter() - started
+    if state_file:
+        save_state(state_file, {**state, "etags": etags})
+    return Report(results, calls, seconds, series)
+
+
+def print_report(report, load=False, out=print):
+    for result in report.results:
+        box = result.box
+        handlers = result.handlers.outcome if result.handlers else "not asked"
+        out(f"{box.name:<28} {box.style}-style {box.version:<28} setup: {result.setup.outcome}; handlers: {handlers}")
+    failed = [result.box.name for result in report.results if not result.setup.ok]
+    out(f"{len(report.results)} boxes (server series {report.server_series}), {len(failed)} failed check-ins")
+    if load:
+        out(f"{len(report.calls)} requests in {report.seconds:.2f} s")
+        for endpoint, values in report.stats().items():
+            out(
+                f"{endpoint:<18} {values['count']:>6} requests {values['errors']:>4} errors "
+                f"{values['rps']:8.1f} req/s  p50 {values['p50']:7.1f} ms  "
+                f"p95 {values['p95']:7.1f} ms  p99 {values['p99']:7.1f} ms"
+            )
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="iotbox-sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", default="http://127.0.0.1:8069", help="Odoo server (default: %(default)s)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("IOTBOX_SIM_TOKEN", ""),
+        help="pairing token (system parameter iot_token; default: $IOTBOX_SIM_TOKEN)",
+    )
+    parser.add_argument("--boxes", type=int, default=20, help="number of boxes (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same boxes (default: %(default)s)")
+    parser.add_argument("--style", choices=("mix", "18", "19"), default="mix", help="protocol style of the boxes")
+    parser.add_argument("--concurrency", type=int, default=8, help="boxes starting at once (default: %(default)s)")
+    parser.add_argument("--state-file", help="JSON file keeping the 19-style boxes' ETags between runs")
+    parser.add_argument("--repeat", type=int, default=1, help="start every box this many times (load run)")
+    parser.add_argument("--load", action="store_true", help="print requests/s and latency percentiles")
+    parser.add_argument("--series", help="server series to simulate against (default: ask the server)")
+    parser.add_argument("--no-handlers", dest="handlers", action="store_false", help="check in only")
+    args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("--token is required (or set IOTBOX_SIM_TOKEN)")
+    if args.boxes < 1 or args.concurrency < 1 or args.repeat < 1:
+        parser.error("--boxes, --concurrency and --repeat must be at least 1")
+    return args
+
+
+def main(argv=None, out=print):
+    args = parse_args(argv)
+    report = run(
+        args.url,
+        args.token,
+        boxes=args.boxes,
+        seed=args.seed,
+        style=args.style,
+        concurrency=args.concurrency,
+        state_file=args.state_file,
+        repeat=args.repeat,
+        handlers=args.handlers,
+        series=args.series,
+    )
+    print_report(report, load=args.load or args.repeat > 1, out=out)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
