@@ -5,3 +5,4 @@ from . import iot_device
 from . import iot_image_requirement
 from . import iot_box_event
 from . import iot_image_release
+from . import iot_handlers_bundle
