@@ -140,6 +140,9 @@ class IotHandlersBundle(models.AbstractModel):
                 box.write({"handlers_digest": bundle.digest, "handlers_date": fields.Datetime.now()})
             Event._record("not_modified", box, **event)
             return HandlersAnswer("not_modified", bundle)
-        box.write({"handlers_digest": bundle.digest, "handlers_date": fields.Datetime.now()})
+        vals = {"handlers_date": fields.Datetime.now()}
+        if box.handlers_digest != bundle.digest:
+            vals["handlers_digest"] = bundle.digest  # the statuses depend on it: write it only when it changes
+        box.write(vals)
         Event._record("delivery", box, detail="automatic" if handlers_request.auto else "on demand", **event)
         return HandlersAnswer("delivery", bundle)

@@ -113,9 +113,9 @@ class TestHandlersService(HandlersFolderMixin, IotCase):
         self.serve(request())
         self.env.flush_all()
         self.env.invalidate_all()
-        with self.assertQueryCount(default=6):
+        with self.assertQueryCount(default=3):
             self.assertEqual(self.serve(request()).kind, "delivery")
-        with self.assertQueryCount(default=4):
+        with self.assertQueryCount(default=3):
             answer = self.serve(request(), if_none_match=self.box().handlers_digest)
             self.assertEqual(answer.kind, "not_modified")
 
