@@ -69,6 +69,7 @@ class TestGetHandlersHttp(HandlersFolderMixin, IotHttpCase):
         digest = hashlib.sha256(response.content).hexdigest()
         self.assertEqual(response.headers["ETag"], f'"{digest}"')
         self.assertEqual(unzip(response.content), LINUX_HANDLERS)
+        self.assertNotIn("Set-Cookie", response.headers)
         box = self.box(MAC)
         self.assertEqual(box.handlers_digest, digest)
         self.assertTrue(box.handlers_date)
