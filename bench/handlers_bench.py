@@ -159,9 +159,10 @@ def odoo_command(options, db, addons_path, *args):
         str(odoo_bin()),
         "-c",
         str(CONFIG),
+        # -d without --db-filter: the server serves this database only and does
+        # not list the cluster's databases for each request without session.
         "-d",
         db,
-        f"--db-filter=^{db}$",
         f"--addons-path={addons_path}",
         *args,
     ]
