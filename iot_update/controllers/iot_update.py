@@ -6,6 +6,7 @@ import logging
 from odoo import http
 from odoo.http import request
 
+from ..tools import handlers_request as handlers_wire
 from ..tools.setup_payload import MAX_BODY_BYTES, PayloadError, read_setup_payload
 
 _logger = logging.getLogger(__name__)
@@ -64,3 +65,55 @@ class IotUpdateController(http.Controller):
             return _jsonrpc_error(INVALID_REQUEST, f"Invalid request: {error}", 400, request_id)
         channel = request.env["iot.box"].sudo()._iot_setup(setup, remote_addr)
         return request.make_json_response({"jsonrpc": "2.0", "id": request_id, "result": channel})
+
+    # The box posts a form without a session. csrf=False: boxes have no
+    # session, hence no CSRF token; the answer depends only on the box's
+    # identity and its "Automatic Drivers update" setting.
+    @http.route(
+        "/iot/get_handlers",
+        type="http",
+        auth="public",
+        methods=["POST"],
+        csrf=False,
+        save_session=False,
+        max_content_length=handlers_wire.MAX_BODY_BYTES,
+    )
+    def iot_get_handlers(self, **kwargs):
+        httprequest = request.httprequest
+        remote_addr = httprequest.remote_addr
+        try:
+            handlers_request = handlers_wire.read_handlers_request(kwargs)
+        except handlers_wire.HandlersRequestError as error:
+            _logger.warning("IoT handlers request from %s refused: %s", remote_addr, error)
+            # An 18.0 box deletes its handlers on any non-empty body: say why
+            # only to clients that did not send the 18.0 box's 'mac' field.
+            return request.make_response(
+                b"" if "mac" in kwargs else f"Invalid request: {error}\n".encode(),
+                headers=[("Content-Type", "text/plain; charset=utf-8")],
+                status=400,
+            )
+        answer = (
+            request.env["iot.handlers.bundle"]
+            .sudo()
+            ._serve_handlers(handlers_request, httprequest.headers.get("If-None-Match"), remote_addr)
+        )
+        if answer.kind == "refusal":
+            # 18.0 boxes ignore the status and must get an empty body; 19-style
+            # boxes read the status and keep their handlers on an error.
+            return request.make_response(
+                b"",
+                headers=[("Content-Type", "text/plain; charset=utf-8")],
+                status=200 if handlers_request.mac_style else 401,
+            )
+        etag = f'"{answer.bundle.digest}"'
+        if answer.kind == "not_modified":
+            return request.make_response(b"", headers=[("ETag", etag)], status=304)
+        return request.make_response(
+            answer.bundle.data,
+            headers=[
+                ("Content-Type", "application/zip"),
+                ("Content-Disposition", 'attachment; filename="iot_handlers.zip"'),
+                ("ETag", etag),
+                ("Cache-Control", "no-cache"),
+            ],
+        )

@@ -8,6 +8,7 @@ from datetime import timedelta
 from odoo import _, api, fields, models, release
 from odoo.tools import consteq
 
+from ..tools.bundle import variant_for
 from ..tools.status import evaluate, minimum_image
 from ..tools.versions import image_key, parse_version
 
@@ -215,12 +216,14 @@ class IotBox(models.Model):
             "latest_image": self._get_latest_image(),
             "offline_delay": self._get_offline_delay_hours(),
             "offline_before": fields.Datetime.now() - timedelta(hours=self._get_offline_delay_hours()),
+            "handlers_digests": self.env["iot.handlers.bundle"]._current_digests(),
         }
 
     def _handlers_current(self, facts):
-        """True when the box holds the current handlers bundle."""
+        """True when the box holds the current handlers bundle of its platform."""
         self.ensure_one()
-        return bool(self.handlers_digest)
+        current = facts["handlers_digests"].get(variant_for(self.platform))
+        return bool(self.handlers_digest) and self.handlers_digest == current
 
     def _update_advice(self, facts):
         self.ensure_one()
@@ -436,9 +439,25 @@ class IotBox(models.Model):
 
     def _on_setup_accepted(self, request, remote_addr, admitted):
         """Hook called after a check-in of ``self`` was accepted."""
+        self.env["iot.box.event"].sudo()._record(
+            "admission" if admitted else "checkin",
+            self,
+            identifier=request.identifier,
+            version=request.version,
+            detail=f"ip {request.ip or '?'}, {len(request.devices)} devices",
+            remote_addr=remote_addr,
+        )
 
     def _on_setup_refused(self, request, remote_addr, reason):
         """Hook called after a check-in was refused (``self`` may be empty)."""
+        self.env["iot.box.event"].sudo()._record(
+            "refusal",
+            self,
+            identifier=request.identifier,
+            version=request.version,
+            detail=f"check-in: {reason}",
+            remote_addr=remote_addr,
+        )
 
     def _sync_devices(self, devices):
         """Make the devices of ``self`` what the box reports: new ones created,

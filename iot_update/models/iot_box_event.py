@@ -1,6 +1,18 @@
 # Copyright 2026 iot_update contributors
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-from odoo import fields, models
+import logging
+from datetime import timedelta
+
+from odoo import api, fields, models
+
+_logger = logging.getLogger(__name__)
+
+RETENTION_PARAM = "iot_update.event_retention_days"
+DEFAULT_RETENTION_DAYS = 90
+#: An unknown box refused again within this delay, from the same address, is
+#: not recorded again: anyone can make such requests, the table must not grow
+#: with them.
+UNKNOWN_REFUSAL_QUIET_MINUTES = 10
 
 
 class IotBoxEvent(models.Model):
@@ -27,3 +39,62 @@ class IotBoxEvent(models.Model):
     detail = fields.Char(help="Refusal reason or other detail.")
     remote_addr = fields.Char(string="Requesting Address", help="Address the request came from (may be a proxy).")
     company_id = fields.Many2one(related="box_id.company_id", store=True, index=True)
+
+    @api.model
+    def _record(self, kind, box=None, identifier=None, version=None, bundle_digest=None, detail=None, remote_addr=None):
+        """Record what happened to ``box`` (an ``iot.box``, possibly empty).
+
+        Returns the event, or an empty recordset when a repeated refusal of
+        an unknown box was not recorded.
+        """
+        box_id = box.id if box else False
+        if kind == "refusal" and not box_id and self._recently_refused(identifier, remote_addr):
+            return self.browse()
+        return self.sudo().create(
+            {
+                "kind": kind,
+                "box_id": box_id,
+                # Given rather than computed: saves an UPDATE after each INSERT.
+                "company_id": box.company_id.id if box else False,
+                "identifier": identifier or (box.identifier if box else False),
+                "version": version or False,
+                "bundle_digest": bundle_digest or False,
+                "detail": detail or False,
+                "remote_addr": remote_addr or False,
+            }
+        )
+
+    @api.model
+    def _recently_refused(self, identifier, remote_addr):
+        since = fields.Datetime.now() - timedelta(minutes=UNKNOWN_REFUSAL_QUIET_MINUTES)
+        return bool(
+            self.sudo().search_count(
+                [
+                    ("kind", "=", "refusal"),
+                    ("box_id", "=", False),
+                    ("identifier", "=", identifier or False),
+                    ("remote_addr", "=", remote_addr or False),
+                    ("date", ">=", since),
+                ],
+                limit=1,
+            )
+        )
+
+    @api.model
+    def _get_retention_days(self):
+        value = self.env["ir.config_parameter"].sudo().get_param(RETENTION_PARAM)
+        try:
+            days = int(value)
+        except (TypeError, ValueError):
+            return DEFAULT_RETENTION_DAYS
+        return days if days > 0 else DEFAULT_RETENTION_DAYS
+
+    @api.model
+    def _cron_purge_events(self):
+        """Remove the events older than the retention delay."""
+        limit = fields.Datetime.now() - timedelta(days=self._get_retention_days())
+        old = self.sudo().search([("date", "<", limit)])
+        count = len(old)
+        old.unlink()
+        _logger.info("Purged %s IoT box events older than %s", count, limit)
+        return count

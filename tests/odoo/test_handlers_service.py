@@ -1,0 +1,209 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""The handlers service: current digests, per-box tracking, history and its purge."""
+
+import os
+from datetime import timedelta
+from unittest.mock import patch
+
+from freezegun import freeze_time
+from handlers_common import LINUX_VERSION, MAC, WINDOWS_VERSION, HandlersFolderMixin
+
+from odoo import fields
+from odoo.tests import warmup
+
+from odoo.addons.iot_update.models.iot_box import IotBox
+from odoo.addons.iot_update.models.iot_handlers_bundle import DIGEST_PARAM, bundle_cache
+from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
+
+from iot_common import BOX_LOGGER, IotCase
+
+BUNDLE_LOGGER = "odoo.addons.iot_update.models.iot_handlers_bundle"
+
+
+def request(identifier=MAC, auto=True, mac_style=True):
+    return HandlersRequest("" if mac_style else identifier, identifier if mac_style else "", auto, mac_style)
+
+
+class TestHandlersService(HandlersFolderMixin, IotCase):
+    def setUp(self):
+        super().setUp()
+        self.setup_handlers_folder()
+        self.Event = self.env["iot.box.event"]
+
+    def serve(self, *args, **kwargs):
+        return self.bundle_service()._serve_handlers(*args, **kwargs)
+
+    def test_current_digests_in_parameters(self):
+        service = self.bundle_service()
+        params = self.env["ir.config_parameter"].sudo()
+        for variant in ("all", "linux", "windows"):
+            self.assertEqual(params.get_param(DIGEST_PARAM % variant), service._get_bundle(variant).digest)
+        self.assertEqual(len(set(service._current_digests().values())), 3)
+
+    def test_box_outdated_until_it_gets_the_current_bundle(self):
+        self.check_in(version=LINUX_VERSION)
+        box = self.box()
+        self.assertTrue(box.handlers_outdated, "never received a bundle")
+        answer = self.serve(request())
+        self.assertEqual(answer.kind, "delivery")
+        self.assertEqual(box.handlers_digest, answer.bundle.digest)
+        self.assertFalse(box.handlers_outdated)
+        self.assertEqual(box.update_status, "up_to_date")
+        # Holding another platform's bundle is not holding the current one.
+        box.handlers_digest = self.bundle_service()._get_bundle("windows").digest
+        self.assertTrue(box.handlers_outdated)
+
+    def test_new_bundle_flips_boxes_in_one_batch(self):
+        for number in range(5):
+            self.check_in(identifier=f"aa:bb:cc:dd:ee:{number:02d}", version=LINUX_VERSION)
+            self.serve(request(f"aa:bb:cc:dd:ee:{number:02d}"))
+        self.check_in(identifier="aa:bb:cc:dd:ee:99", version=WINDOWS_VERSION)
+        self.serve(request("aa:bb:cc:dd:ee:99"))
+        self.check_in(identifier="aa:bb:cc:dd:ee:98", version=LINUX_VERSION)  # never got one
+        linux = self.Box.search([("platform", "=", "linux"), ("handlers_digest", "!=", False)])
+        self.assertEqual(len(linux), 5)
+        self.assertFalse(any(linux.mapped("handlers_outdated")))
+
+        self.write_handlers({"interfaces/SerialInterface.py": b"# serial interface v2\n"})
+        bundle_cache.clear()
+        calls = []
+        refresh = IotBox._refresh_update_status
+
+        def counting_refresh(boxes):
+            calls.append(boxes)
+            return refresh(boxes)
+
+        with patch.object(IotBox, "_refresh_update_status", counting_refresh), patch.object(IotBox, "write") as write:
+            self.bundle_service()._cron_sync_digests()
+        write.assert_not_called()
+        # One batch per variant that changed: all three hold SerialInterface.py.
+        self.assertEqual(len(calls), 3)
+        self.assertEqual(calls[1], linux)
+        self.assertTrue(all(linux.mapped("handlers_outdated")))
+        self.assertEqual(set(linux.mapped("update_status")), {"handlers_outdated"})
+        self.assertTrue(self.box("aa:bb:cc:dd:ee:99").handlers_outdated)
+        # Nothing new: nothing recomputed.
+        calls.clear()
+        with patch.object(IotBox, "_refresh_update_status", counting_refresh):
+            self.bundle_service()._cron_sync_digests()
+        self.assertEqual(calls, [])
+
+    def test_handler_roots_include_standard_drivers_by_path(self):
+        roots = self.real_handler_roots(self.bundle_service())
+        self.assertTrue(roots[0].endswith(os.path.join("hw_drivers", "iot_handlers")))
+        self.assertNotIn("hw_drivers", self.env.registry._init_modules)
+        for root in roots:
+            self.assertTrue(os.path.isdir(root))
+        files = {}
+        for kind in ("drivers", "interfaces"):
+            folder = os.path.join(roots[0], kind)
+            for name in os.listdir(folder):
+                if not name.startswith(("_", ".")) and os.path.isfile(os.path.join(folder, name)):
+                    files[f"{kind}/{name}"] = True
+        with patch.object(type(self.bundle_service()), "_handler_roots", self.real_handler_roots):
+            bundle_cache.clear()
+            bundle = self.bundle_service()._get_bundle("all")
+        self.assertTrue(files)
+        self.assertLessEqual(set(files), set(bundle.entries))
+
+    @warmup
+    def test_query_count_of_a_cached_delivery(self):
+        self.check_in(version=LINUX_VERSION)
+        self.serve(request())
+        self.env.flush_all()
+        self.env.invalidate_all()
+        with self.assertQueryCount(default=3):
+            self.assertEqual(self.serve(request()).kind, "delivery")
+        with self.assertQueryCount(default=3):
+            answer = self.serve(request(), if_none_match=self.box().handlers_digest)
+            self.assertEqual(answer.kind, "not_modified")
+
+    # ------------------------------------------------------------------
+    # History
+    # ------------------------------------------------------------------
+
+    def test_check_ins_recorded(self):
+        self.check_in(version=LINUX_VERSION, devices={"printer": {"name": "P", "type": "printer"}})
+        self.check_in(version="L25.07-18.0#bbbbbbb", ip="10.0.0.9")
+        box = self.box()
+        events = self.Event.search([("box_id", "=", box.id)], order="id")
+        self.assertEqual(events.mapped("kind"), ["admission", "checkin"])
+        self.assertEqual(events.mapped("version"), [LINUX_VERSION, "L25.07-18.0#bbbbbbb"])
+        self.assertEqual(events.mapped("remote_addr"), ["127.0.0.1", "127.0.0.1"])
+        self.assertEqual(events.mapped("detail"), ["ip 192.168.1.20, 1 devices", "ip 10.0.0.9, 0 devices"])
+        self.assertEqual(events[0].company_id, box.company_id)
+
+    def test_check_in_refusals_recorded(self):
+        self.check_in()
+        with self.assertLogs(BOX_LOGGER, "WARNING"):
+            self.check_in(token="stolen")
+            self.check_in(identifier="aa:bb:cc:dd:ee:77", token="wrong")
+            self.check_in(identifier="aa:bb:cc:dd:ee:77", token="wrong")
+        refusals = self.Event.search([("kind", "=", "refusal")], order="id")
+        self.assertEqual(refusals.mapped("box_id"), self.box())
+        self.assertEqual(refusals.mapped("identifier"), ["aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:77"])
+        self.assertEqual(
+            refusals.mapped("detail"), ["check-in: wrong token", "check-in: unknown box, wrong pairing token"]
+        )
+
+    def test_unknown_box_refusals_recorded_again_after_quiet_delay(self):
+        with freeze_time("2026-03-01 10:00:00"), self.assertLogs(BUNDLE_LOGGER, "WARNING"):
+            self.serve(request("aa:bb:cc:dd:ee:55"), remote_addr="10.0.0.1")
+            self.serve(request("aa:bb:cc:dd:ee:55"), remote_addr="10.0.0.1")
+            self.serve(request("aa:bb:cc:dd:ee:55"), remote_addr="10.0.0.2")
+        with freeze_time("2026-03-01 10:11:00"), self.assertLogs(BUNDLE_LOGGER, "WARNING"):
+            self.serve(request("aa:bb:cc:dd:ee:55"), remote_addr="10.0.0.1")
+        refusals = self.Event.search([("identifier", "=", "aa:bb:cc:dd:ee:55")])
+        self.assertEqual(sorted(refusals.mapped("remote_addr")), ["10.0.0.1", "10.0.0.1", "10.0.0.2"])
+
+    def test_refusals_of_known_boxes_always_recorded(self):
+        self.check_in()
+        self.box().drivers_auto_update = False
+        for __ in range(3):
+            self.assertEqual(self.serve(request()).kind, "refusal")
+        self.assertEqual(self.Event.search_count([("kind", "=", "refusal"), ("box_id", "=", self.box().id)]), 3)
+
+    def test_purge_old_events(self):
+        self.check_in()
+        box = self.box()
+        now = fields.Datetime.now()
+        old = self.Event.create(
+            [
+                {"kind": "checkin", "box_id": box.id, "date": now - timedelta(days=91)},
+                {"kind": "refusal", "identifier": "x", "date": now - timedelta(days=400)},
+            ]
+        )
+        kept = self.Event.create({"kind": "delivery", "box_id": box.id, "date": now - timedelta(days=89)})
+        before = self.Event.search_count([])
+        self.assertEqual(self.Event._cron_purge_events(), 2)
+        self.assertFalse(old.exists())
+        self.assertTrue(kept.exists())
+        self.assertEqual(self.Event.search_count([]), before - 2)
+        # A shorter retention, then nonsense that falls back to 90 days.
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("iot_update.event_retention_days", "30")
+        self.assertEqual(self.Event._cron_purge_events(), 1)
+        self.assertFalse(kept.exists())
+        for value in ("0", "-5", "soon"):
+            params.set_param("iot_update.event_retention_days", value)
+            self.assertEqual(self.Event._get_retention_days(), 90)
+
+    def test_purge_is_one_unlink(self):
+        now = fields.Datetime.now()
+        self.Event.create(
+            [{"kind": "checkin", "identifier": str(n), "date": now - timedelta(days=100)} for n in range(20)]
+        )
+        with patch.object(type(self.Event), "unlink", autospec=True, return_value=True) as unlink:
+            self.Event._cron_purge_events()
+        unlink.assert_called_once()
+        self.assertEqual(len(unlink.call_args.args[0]), 20)
+
+    def test_crons_exist(self):
+        for xmlid, code in (
+            ("iot_update.ir_cron_purge_events", "model._cron_purge_events()"),
+            ("iot_update.ir_cron_sync_handlers_digests", "model._cron_sync_digests()"),
+        ):
+            cron = self.env.ref(xmlid)
+            self.assertEqual(cron.code, code)
+            self.assertTrue(cron.active)
