@@ -9,7 +9,7 @@ from odoo import _, api, fields, models, release
 from odoo.tools import consteq
 
 from ..tools.bundle import variant_for
-from ..tools.status import evaluate, minimum_image
+from ..tools.status import evaluate, image_older, minimum_image
 from ..tools.versions import image_key, parse_version
 
 _logger = logging.getLogger(__name__)
@@ -162,7 +162,9 @@ class IotBox(models.Model):
             box.update(result._asdict())
             box.update_status = result.status
 
-    @api.depends("update_status", "platform", "code_version", "image_version", "drivers_auto_update")
+    @api.depends(
+        "update_status", "image_upgrade_available", "platform", "code_version", "image_version", "drivers_auto_update"
+    )
     @api.depends_context("lang")
     def _compute_update_advice(self):
         facts = self._update_facts() if self else {}
@@ -234,10 +236,13 @@ class IotBox(models.Model):
                 hours=facts["offline_delay"],
             )
         if status == "image_required":
-            return _(
-                "Reflash the SD card with image %(image)s or newer.",
-                image=facts["latest_image"] or facts["min_image"],
-            )
+            if image_older(facts["min_image"], facts["latest_image"]):
+                return _(
+                    "Reflash the SD card with image %(minimum)s or newer (the latest is %(latest)s).",
+                    minimum=facts["min_image"],
+                    latest=facts["latest_image"],
+                )
+            return _("Reflash the SD card with image %(minimum)s or newer.", minimum=facts["min_image"])
         if status == "code_pending":
             if self.platform == "windows":
                 return _("Reinstall Windows IoT for %(series)s.", series=facts["server_series"])
@@ -264,6 +269,9 @@ class IotBox(models.Model):
         for fname in STATUS_FIELDS:
             self.env.add_to_compute(self._fields[fname], self)
         self._recompute_recordset(STATUS_FIELDS)
+        # A forced recomputation notifies nothing: drop what depends on the
+        # statuses (the advice line, the card colour) so it is read afresh.
+        self.modified(STATUS_FIELDS)
 
     @api.model
     def _refresh_all_update_status(self):

@@ -131,6 +131,15 @@ class TestStatus(IotCase):
         # No bundle received yet.
         self.assertEqual(box.update_status, "handlers_outdated")
 
+    def test_image_advice_names_minimum_and_latest(self):
+        self.check_in(version="L24.01-18.0#abc1234")
+        box = self.box()
+        self.assertEqual(box.update_advice, "Reflash the SD card with image 24.11 or newer.")
+        self.env["iot.image.release"].create({"image_version": "25.07", "is_latest": True})
+        self.Box._refresh_all_update_status()
+        self.assertTrue(box.image_upgrade_available)
+        self.assertEqual(box.update_advice, "Reflash the SD card with image 24.11 or newer (the latest is 25.07).")
+
     def test_windows_advice(self):
         self.check_in(version="W23.11-17.0-20241105")
         box = self.box()
