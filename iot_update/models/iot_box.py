@@ -19,6 +19,22 @@ OFFLINE_DELAY_PARAM = "iot_update.offline_delay_hours"
 DEFAULT_OFFLINE_DELAY_HOURS = 24
 SERVER_SERIES_PARAM = "iot_update.server_series"
 
+#: Fields read with the box when a request finds it (see ``_find_box``).
+FIND_FIELDS = [
+    "identifier",
+    "mac",
+    "name",
+    "ip",
+    "version",
+    "platform",
+    "active",
+    "token_hash",
+    "last_contact",
+    "drivers_auto_update",
+    "handlers_digest",
+    "company_id",
+]
+
 STATUS_FIELDS = (
     "needs_image_upgrade",
     "image_upgrade_available",
@@ -49,7 +65,7 @@ class IotBox(models.Model):
         copy=False,
         help="Identifier the box sends: its MAC address (18.0) or its serial number (19).",
     )
-    mac = fields.Char(string="MAC Address", readonly=True, copy=False)
+    mac = fields.Char(string="MAC Address", readonly=True, copy=False, index="btree_not_null")
     ip = fields.Char(string="IP Address", readonly=True)
     homepage_url = fields.Char(
         string="Box Homepage", compute="_compute_homepage_url", help="Homepage of the box, as reached from here."
@@ -342,8 +358,9 @@ class IotBox(models.Model):
         """The box known by ``identifier`` (or, for a box that used to send its
         MAC address as identifier, by ``mac``), archived ones included."""
         keys = [key for key in (identifier, mac) if key]
-        boxes = self.with_context(active_test=False).search(
-            ["|", ("identifier", "in", keys), ("mac", "in", keys)], limit=2
+        # One query: the box and the fields check-ins and deliveries read.
+        boxes = self.with_context(active_test=False).search_fetch(
+            ["|", ("identifier", "in", keys), ("mac", "in", keys)], FIND_FIELDS, limit=2
         )
         exact = boxes.filtered(lambda box: box.identifier == identifier)
         return exact or boxes[:1]
