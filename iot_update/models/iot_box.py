@@ -9,6 +9,7 @@ from odoo import _, api, fields, models, release
 from odoo.tools import consteq
 
 from ..tools.bundle import variant_for
+from ..tools.settings import positive_int
 from ..tools.status import evaluate, image_older, minimum_image
 from ..tools.versions import image_key, parse_version
 
@@ -205,12 +206,9 @@ class IotBox(models.Model):
 
     @api.model
     def _get_offline_delay_hours(self):
-        value = self.env["ir.config_parameter"].sudo().get_param(OFFLINE_DELAY_PARAM)
-        try:
-            hours = int(value)
-        except (TypeError, ValueError):
-            return DEFAULT_OFFLINE_DELAY_HOURS
-        return hours if hours > 0 else DEFAULT_OFFLINE_DELAY_HOURS
+        return positive_int(
+            self.env["ir.config_parameter"].sudo().get_param(OFFLINE_DELAY_PARAM), DEFAULT_OFFLINE_DELAY_HOURS
+        )
 
     @api.model
     def _get_latest_image(self):

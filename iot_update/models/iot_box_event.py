@@ -5,6 +5,8 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 
+from ..tools.settings import positive_int
+
 _logger = logging.getLogger(__name__)
 
 RETENTION_PARAM = "iot_update.event_retention_days"
@@ -82,12 +84,7 @@ class IotBoxEvent(models.Model):
 
     @api.model
     def _get_retention_days(self):
-        value = self.env["ir.config_parameter"].sudo().get_param(RETENTION_PARAM)
-        try:
-            days = int(value)
-        except (TypeError, ValueError):
-            return DEFAULT_RETENTION_DAYS
-        return days if days > 0 else DEFAULT_RETENTION_DAYS
+        return positive_int(self.env["ir.config_parameter"].sudo().get_param(RETENTION_PARAM), DEFAULT_RETENTION_DAYS)
 
     @api.model
     def _cron_purge_events(self):
