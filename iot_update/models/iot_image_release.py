@@ -46,7 +46,7 @@ class IotImageRelease(models.Model):
         for release in self:
             if not is_image(release.image_version):
                 raise ValidationError(
-                    _("%(image)s is not an image version: use YY.MM, e.g. 24.11.", image=release.image_version)
+                    _("%(image)s is not an image version such as 24.11.", image=release.image_version)
                 )
 
     # ------------------------------------------------------------------
