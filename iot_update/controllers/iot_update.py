@@ -43,16 +43,29 @@ class IotUpdateController(http.Controller):
     # own instead of the dispatcher's plain-text or traceback-carrying answers.
     # csrf=False: boxes have no session, hence no CSRF token; they prove who
     # they are with their pairing token instead.
-    @http.route("/iot/setup", type="http", auth="public", methods=["POST"], csrf=False, save_session=False)
+    @http.route(
+        "/iot/setup",
+        type="http",
+        auth="public",
+        methods=["POST"],
+        csrf=False,
+        save_session=False,
+    )
     def iot_setup(self, **kwargs):
         httprequest = request.httprequest
         remote_addr = httprequest.remote_addr
-        if (httprequest.content_length or 0) > MAX_BODY_BYTES:
+        # Boxes send a Content-Length: a body without one (chunked) is refused
+        # unread, and so is one over the limit.
+        if httprequest.content_length is None:
+            _logger.warning("IoT check-in from %s refused: no Content-Length", remote_addr)
+            return _jsonrpc_error(INVALID_REQUEST, "Content-Length required", 411)
+        if httprequest.content_length > MAX_BODY_BYTES:
             _logger.warning("IoT check-in from %s refused: body larger than %s bytes", remote_addr, MAX_BODY_BYTES)
             return _jsonrpc_error(INVALID_REQUEST, "Request body too large", 413)
+        body = httprequest.get_data()
         try:
-            data = json.loads(httprequest.get_data())
-        except ValueError:
+            data = json.loads(body)
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             _logger.warning("IoT check-in from %s refused: body is not JSON", remote_addr)
             return _jsonrpc_error(PARSE_ERROR, "Parse error: the body is not JSON", 400)
         request_id = _jsonrpc_id(data)

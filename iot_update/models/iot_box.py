@@ -398,6 +398,10 @@ class IotBox(models.Model):
             box._on_setup_accepted(request, remote_addr, admitted=True)
             return box._get_channel()
 
+        if not box.active:
+            _logger.warning("IoT box %s (%s) refused: the box is archived", request.identifier, remote_addr)
+            box._on_setup_refused(request, remote_addr, "archived box")
+            return ""
         if not box._token_admits(token):
             _logger.warning("IoT box %s (%s) refused: wrong token", request.identifier, remote_addr)
             box._on_setup_refused(request, remote_addr, "wrong token")
@@ -408,7 +412,6 @@ class IotBox(models.Model):
             "ip": request.ip,
             "version": request.version,
             "last_contact": fields.Datetime.now(),
-            "active": True,
         }
         if request.name:
             vals["name"] = request.name

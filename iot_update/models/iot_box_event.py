@@ -11,9 +11,9 @@ _logger = logging.getLogger(__name__)
 
 RETENTION_PARAM = "iot_update.event_retention_days"
 DEFAULT_RETENTION_DAYS = 90
-#: An unknown box refused again within this delay, from the same address, is
-#: not recorded again: anyone can make such requests, the table must not grow
-#: with them.
+#: A refusal of an unknown box is not recorded when another one came from the
+#: same address within this delay, whatever identifier it claimed: anyone can
+#: make such requests, the table must not grow with them.
 UNKNOWN_REFUSAL_QUIET_MINUTES = 10
 
 
@@ -50,7 +50,7 @@ class IotBoxEvent(models.Model):
         an unknown box was not recorded.
         """
         box_id = box.id if box else False
-        if kind == "refusal" and not box_id and self._recently_refused(identifier, remote_addr):
+        if kind == "refusal" and not box_id and self._recently_refused(remote_addr):
             return self.browse()
         return self.sudo().create(
             {
@@ -67,14 +67,13 @@ class IotBoxEvent(models.Model):
         )
 
     @api.model
-    def _recently_refused(self, identifier, remote_addr):
+    def _recently_refused(self, remote_addr):
         since = fields.Datetime.now() - timedelta(minutes=UNKNOWN_REFUSAL_QUIET_MINUTES)
         return bool(
             self.sudo().search_count(
                 [
                     ("kind", "=", "refusal"),
                     ("box_id", "=", False),
-                    ("identifier", "=", identifier or False),
                     ("remote_addr", "=", remote_addr or False),
                     ("date", ">=", since),
                 ],

@@ -125,6 +125,9 @@ class IotHandlersBundle(models.AbstractModel):
         if not box:
             reason = "unknown box"
             _logger.warning("IoT handlers refused to %s (%s): unknown box", handlers_request.box_key, remote_addr)
+        elif not box.active:
+            reason = "archived box"
+            _logger.warning("IoT handlers refused to %s (%s): archived box", box.identifier, remote_addr)
         elif handlers_request.auto and not box.drivers_auto_update:
             reason = "automatic drivers update is off"
             _logger.info("IoT handlers not sent to %s: automatic drivers update is off", box.identifier)

@@ -13,6 +13,8 @@ from ..tools.versions import is_image
 _logger = logging.getLogger(__name__)
 
 FEED_URL_PARAM = "iot_update.image_feed_url"
+#: The checksum list the box software itself reads, used when the parameter is empty.
+DEFAULT_FEED_URL = "https://nightly.odoo.com/master/iotbox/SHA1SUMS.txt"
 
 
 class IotImageRelease(models.Model):
@@ -55,7 +57,9 @@ class IotImageRelease(models.Model):
 
     @api.model
     def _get_feed_url(self):
-        return (self.env["ir.config_parameter"].sudo().get_param(FEED_URL_PARAM) or "").strip()
+        """The feed's URL: the system parameter, or Odoo's own list when it is empty.
+        (To stop reading the feed, deactivate its scheduled action.)"""
+        return (self.env["ir.config_parameter"].sudo().get_param(FEED_URL_PARAM) or "").strip() or DEFAULT_FEED_URL
 
     @api.model
     def _cron_refresh_image_releases(self):
@@ -63,13 +67,9 @@ class IotImageRelease(models.Model):
 
         Whatever goes wrong with the feed (unreachable, HTTP error, timeout, a
         body that lists no image) keeps what was known, logs one warning and
-        returns False: the scheduled action itself never fails. An empty URL
-        turns the feed off.
+        returns False: the scheduled action itself never fails.
         """
         url = self._get_feed_url()
-        if not url:
-            _logger.info("IoT image feed is off (system parameter %s is empty)", FEED_URL_PARAM)
-            return False
         try:
             body = self._fetch_feed(url)
         except requests.RequestException as error:

@@ -63,14 +63,14 @@ def etag_matches(header, digest):
     """True when the ``If-None-Match`` header ``header`` names ``digest``.
 
     Accepts the quoted form (``"abc"``), the bare form the genuine 19 box sends
-    (``abc``), weak tags (``W/"abc"``), lists, and ``*``.
+    (``abc``), weak tags (``W/"abc"``) and lists. Not ``*``: "not modified" is
+    recorded as the box holding the current bundle, so only a box that names
+    the bundle may claim it.
     """
     if not header or not digest or len(header) > ETAG_HEADER_LIMIT:
         return False
     for raw in header.split(","):
         tag = raw.strip()
-        if tag == "*":
-            return True
         if tag[:2] in ("W/", "w/"):
             tag = tag[2:]
         if tag.strip('"') == digest:

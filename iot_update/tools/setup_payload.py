@@ -46,8 +46,8 @@ def _text(value, what, limit):
     value = value.strip()
     if len(value) > limit:
         raise PayloadError(f"{what} is longer than {limit} characters")
-    if "\x00" in value:
-        raise PayloadError(f"{what} contains a NUL character")
+    if not value.isprintable():  # NUL breaks PostgreSQL, newlines forge log lines
+        raise PayloadError(f"{what} contains control characters")
     return value
 
 

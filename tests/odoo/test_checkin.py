@@ -109,11 +109,19 @@ class TestCheckIn(IotCase):
         self.assertEqual(box.mac, "aa:bb:cc:dd:ee:05")
         self.assertEqual(self.Box.search_count([("mac", "=", "aa:bb:cc:dd:ee:05")]), 1)
 
-    def test_archived_box_comes_back(self):
+    def test_archived_box_is_refused(self):
+        """Archiving a box revokes it: even its own token is refused."""
         self.check_in()
-        self.box().action_archive()
-        self.check_in()
-        self.assertTrue(self.box().active)
+        box = self.box()
+        box.action_archive()
+        with self.assertLogs(BOX_LOGGER, "WARNING") as logs:
+            self.check_in(version="L25.07-18.0#0000009")
+        self.assertIn("archived", logs.output[0])
+        self.assertFalse(box.active)
+        self.assertEqual(box.version, "L24.11-18.0#1a2b3c4")
+        box.action_unarchive()
+        self.check_in(version="L25.07-18.0#0000009")
+        self.assertEqual(box.version, "L25.07-18.0#0000009")
 
 
 class TestStatus(IotCase):

@@ -54,6 +54,15 @@ class TestHandlersService(HandlersFolderMixin, IotCase):
         box.handlers_digest = self.bundle_service()._get_bundle("windows").digest
         self.assertTrue(box.handlers_outdated)
 
+    def test_archived_box_gets_no_handlers(self):
+        self.check_in(version=LINUX_VERSION)
+        self.box().action_archive()
+        for auto in (True, False):
+            with self.subTest(auto=auto), self.assertLogs(BUNDLE_LOGGER, "WARNING"):
+                answer = self.serve(request(auto=auto))
+                self.assertEqual((answer.kind, answer.reason), ("refusal", "archived box"))
+        self.assertFalse(self.box().handlers_digest)
+
     def test_new_bundle_flips_boxes_in_one_batch(self):
         for number in range(5):
             self.check_in(identifier=f"aa:bb:cc:dd:ee:{number:02d}", version=LINUX_VERSION)
@@ -151,10 +160,12 @@ class TestHandlersService(HandlersFolderMixin, IotCase):
         with freeze_time("2026-03-01 10:00:00"), self.assertLogs(BUNDLE_LOGGER, "WARNING"):
             self.serve(request("aa:bb:cc:dd:ee:55"), remote_addr="10.0.0.1")
             self.serve(request("aa:bb:cc:dd:ee:55"), remote_addr="10.0.0.1")
+            # Another identifier from the same address each time: still one event.
+            self.serve(request("aa:bb:cc:dd:ee:56"), remote_addr="10.0.0.1")
             self.serve(request("aa:bb:cc:dd:ee:55"), remote_addr="10.0.0.2")
         with freeze_time("2026-03-01 10:11:00"), self.assertLogs(BUNDLE_LOGGER, "WARNING"):
             self.serve(request("aa:bb:cc:dd:ee:55"), remote_addr="10.0.0.1")
-        refusals = self.Event.search([("identifier", "=", "aa:bb:cc:dd:ee:55")])
+        refusals = self.Event.search([("box_id", "=", False)])
         self.assertEqual(sorted(refusals.mapped("remote_addr")), ["10.0.0.1", "10.0.0.1", "10.0.0.2"])
 
     def test_refusals_of_known_boxes_always_recorded(self):

@@ -10,6 +10,8 @@ from unittest.mock import patch
 
 from odoo.exceptions import ValidationError
 
+from odoo.addons.iot_update.models.iot_image_release import DEFAULT_FEED_URL
+
 from iot_common import IotCase
 
 RELEASE_LOGGER = "odoo.addons.iot_update.models.iot_image_release"
@@ -62,10 +64,8 @@ class FeedHandler(BaseHTTPRequestHandler):
 
 class TestFeedDefaults(IotCase):
     def test_default_feed_and_cron(self):
-        self.assertEqual(
-            self.env.ref("iot_update.config_image_feed_url").value,
-            "https://nightly.odoo.com/master/iotbox/SHA1SUMS.txt",
-        )
+        self.assertEqual(self.env["iot.image.release"]._get_feed_url(), DEFAULT_FEED_URL)
+        self.assertEqual(DEFAULT_FEED_URL, "https://nightly.odoo.com/master/iotbox/SHA1SUMS.txt")
         cron = self.env.ref("iot_update.ir_cron_refresh_image_releases")
         self.assertEqual((cron.interval_number, cron.interval_type), (1, "days"))
         self.assertEqual(cron.user_id, self.env.ref("base.user_root"))
@@ -207,12 +207,14 @@ class TestImageFeed(IotCase):
         self.env["ir.config_parameter"].set_param("iot_update.image_feed_url", "not a url")
         self.assert_failure_keeps_data("could not be read")
 
-    def test_empty_url_turns_the_feed_off(self):
-        self.env["ir.config_parameter"].set_param("iot_update.image_feed_url", " ")
-        with self.assertNoLogs(RELEASE_LOGGER, "WARNING"):
-            self.assertFalse(self.refresh())
-        self.assertEqual(self.server.hits, 0)
-        self.assertFalse(self.releases())
+    def test_empty_url_means_the_default_feed(self):
+        # Emptying the field in the settings deletes the parameter: that must not
+        # leave the feed without a URL, nor be undone by a module upgrade.
+        Release = self.env["iot.image.release"]
+        for value in (" ", False):
+            with self.subTest(value=value):
+                self.env["ir.config_parameter"].set_param("iot_update.image_feed_url", value)
+                self.assertEqual(Release._get_feed_url(), DEFAULT_FEED_URL)
 
     def test_image_version_checked(self):
         with self.assertRaises(ValidationError):

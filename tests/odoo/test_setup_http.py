@@ -104,6 +104,7 @@ class TestSetupOverHttp(IotHttpCase):
             (b"{not json", 400, -32700),
             (b"\xff\xfe\x00garbage", 400, -32700),
             (b"", 400, -32700),
+            (b"[" * 200_000, 400, -32700),  # nested past Python's recursion limit
             (json.dumps([1, 2]).encode(), 400, -32600),
             (json.dumps({"iot_box": {"identifier": "aa:bb:cc:dd:ee:01"}}).encode(), 400, -32600),
             (json.dumps({"params": ["x"]}).encode(), 400, -32600),
@@ -129,6 +130,21 @@ class TestSetupOverHttp(IotHttpCase):
                 self.assertFalse(self.Box.with_context(active_test=False).search([]))
                 self.assertFalse(self.env["iot.device"].search([]))
             self.assertIn("refused", logs.output[0])
+
+    def test_chunked_body_is_refused_unread(self):
+        def chunks():
+            yield b'{"params": {"iot_box": {"name": "'
+            for __ in range(40):
+                yield b"x" * 65536
+            yield b'"}}}'
+
+        with self.assertLogs(CONTROLLER_LOGGER, "WARNING"):
+            response = self.opener.post(
+                self.base_url() + "/iot/setup", data=chunks(), headers={"Content-Type": "application/json"}, timeout=30
+            )
+        self.assertEqual(response.status_code, 411)
+        self.assertEqual(response.json()["error"]["code"], -32600)
+        self.assertFalse(self.Box.search([]))
 
     def test_refusal_log_names_the_identifier(self):
         with self.assertLogs(CONTROLLER_LOGGER, "WARNING") as logs:

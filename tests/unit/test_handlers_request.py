@@ -63,7 +63,7 @@ DIGEST = "ab" * 32
         (DIGEST, True),
         (f' W/"{DIGEST}" ', True),
         (f'"other", "{DIGEST}"', True),
-        ("*", True),
+        ("*", False),  # would let anyone mark a box as holding the current bundle
         ('"other"', False),
         (DIGEST[:-1], False),
         ("", False),
