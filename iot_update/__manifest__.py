@@ -11,6 +11,7 @@
     "maintainers": ["iot-update"],
     "development_status": "Beta",
     "depends": ["base_setup", "web"],
+    "external_dependencies": {"python": ["requests"]},
     "data": [
         "security/iot_update_security.xml",
         "security/ir.model.access.csv",

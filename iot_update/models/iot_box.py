@@ -11,7 +11,7 @@ from odoo.tools import consteq
 from ..tools.bundle import variant_for
 from ..tools.settings import positive_int
 from ..tools.status import evaluate, image_older, minimum_image
-from ..tools.versions import image_key, parse_version
+from ..tools.versions import BoxVersion, image_key, parse_version
 
 _logger = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ class IotBox(models.Model):
     identifier = fields.Char(
         required=True,
         readonly=True,
-        index=True,
         copy=False,
         help="Identifier the box sends: its MAC address (18.0) or its serial number (19).",
     )
@@ -131,6 +130,7 @@ class IotBox(models.Model):
     status_color = fields.Integer(compute="_compute_status_color", help="Colour of the box's card on the dashboard.")
 
     _sql_constraints = [
+        # Also the index the boxes are found by.
         ("identifier_unique", "unique(identifier)", "Another box already has this identifier."),
     ]
 
@@ -169,7 +169,7 @@ class IotBox(models.Model):
         facts = self._update_facts()
         for box in self:
             result = evaluate(
-                parse_version(box.version),
+                box._parsed_version(),
                 server_series=facts["server_series"],
                 min_image=facts["min_image"],
                 latest_image=facts["latest_image"],
@@ -184,7 +184,7 @@ class IotBox(models.Model):
     )
     @api.depends_context("lang")
     def _compute_update_advice(self):
-        facts = self._update_facts() if self else {}
+        facts = self._update_facts(handlers=False) if self else {}
         for box in self:
             box.update_advice = box._update_advice(facts)
 
@@ -223,17 +223,36 @@ class IotBox(models.Model):
         return max((image for image in releases.mapped("image_version") if image_key(image)), key=image_key, default="")
 
     @api.model
-    def _update_facts(self):
-        """Everything outside a box that its status depends on, read once."""
+    def _update_facts(self, handlers=True):
+        """Everything outside a box that its status depends on, read once.
+
+        ``handlers=False`` leaves out the current handlers digests, which the
+        advice line does not need (reading them may build a bundle).
+        """
         server_series = self._get_server_series()
-        return {
+        offline_delay = self._get_offline_delay_hours()
+        facts = {
             "server_series": server_series,
             "min_image": minimum_image(server_series, self.env["iot.image.requirement"].sudo()._get_table()),
             "latest_image": self._get_latest_image(),
-            "offline_delay": self._get_offline_delay_hours(),
-            "offline_before": fields.Datetime.now() - timedelta(hours=self._get_offline_delay_hours()),
-            "handlers_digests": self.env["iot.handlers.bundle"]._current_digests(),
+            "offline_delay": offline_delay,
+            "offline_before": fields.Datetime.now() - timedelta(hours=offline_delay),
         }
+        if handlers:
+            facts["handlers_digests"] = self.env["iot.handlers.bundle"]._current_digests()
+        return facts
+
+    def _parsed_version(self):
+        """The box's version as ``_compute_version_parts`` stored it."""
+        self.ensure_one()
+        return BoxVersion(
+            self.version or "",
+            self.platform or "unknown",
+            self.image_version or "",
+            self.code_version or "",
+            self.code_commit or "",
+            "",
+        )
 
     def _handlers_current(self, facts):
         """True when the box holds the current handlers bundle of its platform."""

@@ -1,4 +1,3 @@
-/** @odoo-module **/
 // Copyright 2026 iot_update contributors
 // License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 
