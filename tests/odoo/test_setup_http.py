@@ -164,3 +164,28 @@ class TestSetupOverHttp(IotHttpCase):
     def test_only_post(self):
         response = self.url_open("/iot/setup")
         self.assertEqual(response.status_code, 405)
+
+
+class TestTokensOverHttp(IotHttpCase):
+    """Admission and token binding with the genuine box's bytes over real HTTP."""
+
+    def test_token_binding(self):
+        self.assertEqual(self.post_setup(box_payload(self.token)).json()["result"], "")
+        box = self.box()
+        old_token, new_token = self.token, self.Box._generate_pairing_token()
+        for token, version in ((old_token, "L25.01-18.0#0000001"), (new_token, "L25.07-18.0#0000002")):
+            with self.subTest(token=token):
+                self.assertEqual(self.post_setup(box_payload(token, version=version)).status_code, 200)
+                self.env.invalidate_all()
+                self.assertEqual(box.version, version)
+        with self.assertLogs("odoo.addons.iot_update", "WARNING") as logs:
+            response = self.post_setup(box_payload("stolen", version="L20.01-16.0#0000003", name="evil"))
+        self.assertEqual(response.json(), {"jsonrpc": "2.0", "id": None, "result": ""})
+        self.assertIn("wrong token", "\n".join(logs.output))
+        self.env.invalidate_all()
+        self.assertEqual((box.version, box.name), ("L25.07-18.0#0000002", "iotbox-01"))
+        # Bound to the new pairing token now: the old one no longer works.
+        with self.assertLogs("odoo.addons.iot_update", "WARNING"):
+            self.post_setup(box_payload(old_token, version="L20.01-16.0#0000004"))
+        self.env.invalidate_all()
+        self.assertEqual(box.version, "L25.07-18.0#0000002")
