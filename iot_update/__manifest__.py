@@ -25,6 +25,7 @@
         "views/iot_image_requirement_views.xml",
         "views/iot_image_release_views.xml",
         "views/res_config_settings_views.xml",
+        "views/iot_update_settings_views.xml",
         "views/iot_update_menus.xml",
     ],
     "assets": {

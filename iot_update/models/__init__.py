@@ -6,4 +6,5 @@ from . import iot_device
 from . import iot_handlers_bundle
 from . import iot_image_release
 from . import iot_image_requirement
+from . import iot_update_settings
 from . import res_config_settings

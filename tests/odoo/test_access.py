@@ -35,9 +35,14 @@ class TestAccess(IotCase):
     def test_every_model_has_access_rules_for_both_groups(self):
         models = self.env["ir.model"].search([("model", "in", IOT_MODELS)])
         self.assertEqual(len(models), len(IOT_MODELS))
-        for group in ("iot_update.group_iot_user", "iot_update.group_iot_admin"):
+        # The IoT settings screen is for IoT administrators only.
+        expected = {
+            "iot_update.group_iot_user": set(IOT_MODELS),
+            "iot_update.group_iot_admin": {*IOT_MODELS, "iot.update.settings"},
+        }
+        for group, group_models in expected.items():
             rules = self.env["ir.model.access"].search([("group_id", "=", self.env.ref(group).id)])
-            self.assertEqual(set(rules.mapped("model_id.model")), set(IOT_MODELS), group)
+            self.assertEqual(set(rules.mapped("model_id.model")), group_models, group)
             self.assertTrue(all(rules.mapped("perm_read")), group)
 
     def test_iot_user_reads_everything_and_changes_nothing(self):
@@ -77,6 +82,11 @@ class TestAccess(IotCase):
             Settings.create({"iot_offline_delay_hours": 2}).execute()
         with self.assertRaises(AccessError):
             Settings.create({}).action_iot_generate_pairing_token()
+        IotSettings = self.env["iot.update.settings"].with_user(self.iot_user)
+        with self.assertRaises(AccessError):
+            IotSettings.create({"offline_delay_hours": 2})
+        with self.assertRaises(AccessError):
+            IotSettings.action_generate_pairing_token()
         params = self.env["ir.config_parameter"]
         self.assertEqual(params.get_param("iot_update.offline_delay_hours"), "24")
         self.assertEqual(self.Box._get_pairing_token(), self.token)
@@ -107,7 +117,7 @@ class TestAccess(IotCase):
             with self.subTest(user=user.login), self.assertRaises(AccessError):
                 self.env["iot.device"].with_user(user).create({"box_id": self.box_record.id, "identifier": "by hand"})
 
-    def test_settings_need_iot_and_settings_administrators(self):
+    def test_general_settings_need_settings_administrators_iot_settings_do_not(self):
         # The admin user is both: sees the token, saves settings, generates a token.
         admin = self.env.ref("base.user_admin")
         settings = self.env["res.config.settings"].with_user(admin).create({"iot_offline_delay_hours": 12})
@@ -117,16 +127,28 @@ class TestAccess(IotCase):
         settings.action_iot_generate_pairing_token()
         new_token = self.Box._get_pairing_token()
         self.assertNotEqual(new_token, self.token)
-        # An IoT administrator without the Settings rights cannot open the settings.
+        # An IoT administrator without the Settings rights cannot open the general settings...
+        self.assertFalse(self.iot_admin.has_group("base.group_system"))
         with self.assertRaises(AccessError):
             self.env["res.config.settings"].with_user(self.iot_admin).create({})
-        # A Settings administrator outside the IoT administrators neither sees nor replaces the token.
+        # ... but changes the IoT settings and the token from IoT > Configuration > Settings.
+        iot_settings = self.env["iot.update.settings"].with_user(self.iot_admin).create({"offline_delay_hours": 8})
+        self.assertEqual(iot_settings.pairing_token, new_token)
+        iot_settings.action_save()
+        self.assertEqual(self.env["ir.config_parameter"].get_param("iot_update.offline_delay_hours"), "8")
+        iot_settings.action_generate_pairing_token()
+        newer_token = self.Box._get_pairing_token()
+        self.assertNotIn(newer_token, (self.token, new_token))
+        # A Settings administrator outside the IoT administrators neither sees nor replaces the token,
+        # and has no IoT settings screen.
         settings = self.env["res.config.settings"].with_user(self.settings_admin).create({})
         with self.assertRaises(AccessError):
             settings.read(["iot_pairing_token"])
         with self.assertRaises(AccessError):
             settings.action_iot_generate_pairing_token()
-        self.assertEqual(self.Box._get_pairing_token(), new_token)
+        with self.assertRaises(AccessError):
+            self.env["iot.update.settings"].with_user(self.settings_admin).create({})
+        self.assertEqual(self.Box._get_pairing_token(), newer_token)
 
 
 class TestMultiCompany(IotCase):

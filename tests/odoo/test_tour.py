@@ -6,7 +6,7 @@ import unittest
 
 from iot_fleet import fleet_patchers, make_fleet
 
-from odoo.tests import common
+from odoo.tests import common, new_test_user
 
 from iot_common import IotHttpCase
 
@@ -51,13 +51,18 @@ class TestDashboardTour(IotHttpCase):
         self.assertTrue(boxes["fleet-offline"].drivers_auto_update)
 
     def test_generate_pairing_token_from_settings(self):
+        """IoT > Configuration > Settings, as an IoT administrator who is not a Settings administrator."""
+        new_test_user(self.env, "tour_iot_admin", groups="base.group_user,iot_update.group_iot_admin")
         self.env["ir.config_parameter"].set_param("iot_token", "tour-old-token")
         try:
             self.start_tour(
-                "/odoo/action-iot_update.res_config_settings_action", "iot_update_pairing_token_tour", login="admin"
+                "/odoo/action-iot_update.iot_update_settings_action",
+                "iot_update_pairing_token_tour",
+                login="tour_iot_admin",
             )
         except unittest.SkipTest as error:
             self.fail(f"Chromium is installed but the tour could not run: {error}")
         token = self.Box._get_pairing_token()
         self.assertNotEqual(token, "tour-old-token")
         self.assertGreaterEqual(len(token), 20)
+        self.assertEqual(self.env["ir.config_parameter"].get_param("iot_update.offline_delay_hours"), "12")

@@ -24,7 +24,7 @@ class TestViewsLoad(IotCase):
             .search([("module", "=", "iot_update"), ("model", "=", "ir.ui.view")])
             .mapped("res_id")
         )
-        self.assertEqual(set(views.mapped("model")), {*MODELS, "res.config.settings"})
+        self.assertEqual(set(views.mapped("model")), {*MODELS, "iot.update.settings", "res.config.settings"})
         for view in views:
             with self.subTest(view=view.name):
                 root = view.inherit_id or view
@@ -42,6 +42,7 @@ class TestViewsLoad(IotCase):
             "iot_update.iot_image_requirement_action",
             "iot_update.iot_image_release_action",
             "iot_update.res_config_settings_action",
+            "iot_update.iot_update_settings_action",
         ):
             action = self.env.ref(xmlid)
             modes = action.view_mode.split(",")

@@ -67,18 +67,19 @@ registry.category("web_tour.tours").add("iot_update_dashboard_tour", {
 });
 
 /**
- * Generate a new pairing token from the IoT settings: the form shows the new
- * token at once. tests/odoo/test_tour.py sets the old token and checks the new one.
+ * IoT > Configuration > Settings: generate a new pairing token (the form shows
+ * it at once), then change the offline delay and save.
+ * tests/odoo/test_tour.py sets the old token and checks the new token and delay.
  */
 registry.category("web_tour.tours").add("iot_update_pairing_token_tour", {
     steps: () => [
         {
             content: "The IoT settings show the current pairing token",
-            trigger: ".o_field_widget[name=iot_pairing_token]:contains(tour-old-token)",
+            trigger: ".o_field_widget[name=pairing_token]:contains(tour-old-token)",
         },
         {
             content: "Generate a new token",
-            trigger: "button[name=action_iot_generate_pairing_token]",
+            trigger: "button[name=action_generate_pairing_token]",
             run: "click",
         },
         {
@@ -88,7 +89,21 @@ registry.category("web_tour.tours").add("iot_update_pairing_token_tour", {
         },
         {
             content: "The new token is shown",
-            trigger: ".o_field_widget[name=iot_pairing_token] span:not(:empty):not(:contains(tour-old-token))",
+            trigger: ".o_field_widget[name=pairing_token] span:not(:empty):not(:contains(tour-old-token))",
+        },
+        {
+            content: "Boxes are offline after 12 hours",
+            trigger: ".o_field_widget[name=offline_delay_hours] input",
+            run: "edit 12",
+        },
+        {
+            content: "Save the IoT settings",
+            trigger: "button[name=action_save]",
+            run: "click",
+        },
+        {
+            content: "The settings are saved",
+            trigger: ".o_notification:contains(IoT settings saved)",
         },
     ],
 });

@@ -1,0 +1,131 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import logging
+
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+from .iot_box import OFFLINE_DELAY_PARAM
+from .iot_box_event import RETENTION_PARAM
+from .iot_image_release import FEED_URL_PARAM
+
+_logger = logging.getLogger(__name__)
+
+
+class IotUpdateSettings(models.TransientModel):
+    """The IoT settings screen of IoT > Configuration > Settings.
+
+    IoT administrators use it without being Settings administrators: the
+    access rules open the model to them only, and the system parameters are
+    then written as superuser. The general settings (Settings > IoT) show the
+    same values and save them through the same methods.
+    """
+
+    _name = "iot.update.settings"
+    _description = "IoT Update Settings"
+
+    pairing_token = fields.Char(
+        compute="_compute_pairing_token",
+        groups="iot_update.group_iot_admin",
+        help="Token a new box must send at its first check-in (system parameter iot_token).",
+    )
+    offline_delay_hours = fields.Integer(
+        string="Offline Delay (hours)",
+        required=True,
+        help="A box that has not checked in for longer than this is shown as offline.",
+    )
+    image_feed_url = fields.Char(
+        string="Image Feed URL",
+        help="Empty: Odoo's nightly list. "
+        "To stop reading it, deactivate the scheduled action 'IoT: refresh published images'.",
+    )
+    event_retention_days = fields.Integer(
+        string="History Retention (days)",
+        required=True,
+        help="Check-ins and deliveries older than this are deleted.",
+    )
+
+    # Computed, never stored in the form: saving must not write back a token
+    # read before a new one was generated.
+    def _compute_pairing_token(self):
+        token = self.env["iot.box"].sudo()._get_pairing_token()
+        for settings in self:
+            settings.pairing_token = token
+
+    @api.constrains("offline_delay_hours", "event_retention_days")
+    def _check_delays(self):
+        for settings in self:
+            self._check_iot_settings(settings.offline_delay_hours, settings.event_retention_days)
+
+    @api.model
+    def default_get(self, fields_list):
+        # Opening the screen shows the parameters: only to those who may change them.
+        self.check_access("create")
+        values = super().default_get(fields_list)
+        current = self._get_iot_settings()
+        # The form opens on a new record, for which the token is not computed.
+        current["pairing_token"] = self.env["iot.box"].sudo()._get_pairing_token()
+        values.update({name: value for name, value in current.items() if name in fields_list})
+        return values
+
+    def action_save(self):
+        """Write the settings of the form (button Save)."""
+        self.check_access("write")
+        self.ensure_one()
+        self._apply_iot_settings(self.offline_delay_hours, self.image_feed_url, self.event_retention_days)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "message": _("IoT settings saved."),
+                "type": "success",
+                # Closing nothing: the form reloads the saved values.
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
+
+    def action_generate_pairing_token(self):
+        """Replace the pairing token (button of the IoT settings)."""
+        self.check_access("write")
+        self._generate_pairing_token()
+        return True
+
+    # ------------------------------------------------------------------
+    # Shared with res.config.settings (Settings > IoT)
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _get_iot_settings(self):
+        """The current settings, keyed by the field names of this model."""
+        return {
+            "offline_delay_hours": self.env["iot.box"]._get_offline_delay_hours(),
+            "image_feed_url": self.env["iot.image.release"]._get_feed_url(),
+            "event_retention_days": self.env["iot.box.event"]._get_retention_days(),
+        }
+
+    @api.model
+    def _check_iot_settings(self, offline_delay_hours, event_retention_days):
+        if offline_delay_hours <= 0:
+            raise ValidationError(_("The offline delay must be at least one hour."))
+        if event_retention_days <= 0:
+            raise ValidationError(_("The history must be kept at least one day."))
+
+    @api.model
+    def _apply_iot_settings(self, offline_delay_hours, image_feed_url, event_retention_days):
+        """Write the IoT system parameters; refresh every box status when the
+        offline delay changed. An empty feed URL removes the parameter."""
+        self._check_iot_settings(offline_delay_hours, event_retention_days)
+        Box = self.env["iot.box"].sudo()
+        previous_delay = Box._get_offline_delay_hours()
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param(OFFLINE_DELAY_PARAM, str(offline_delay_hours))
+        params.set_param(FEED_URL_PARAM, (image_feed_url or "").strip() or False)
+        params.set_param(RETENTION_PARAM, str(event_retention_days))
+        if offline_delay_hours != previous_delay:
+            _logger.info("IoT offline delay set to %s hours by user %s", offline_delay_hours, self.env.uid)
+            Box._refresh_all_update_status()
+
+    @api.model
+    def _generate_pairing_token(self):
+        self.env["iot.box"].sudo()._generate_pairing_token()
+        _logger.info("New IoT pairing token generated by user %s", self.env.uid)
