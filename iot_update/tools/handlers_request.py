@@ -9,6 +9,8 @@ the ``ETag`` it holds in ``If-None-Match``, without its quotes.
 
 from typing import NamedTuple
 
+from .text import clean_text
+
 FIELD_LIMIT = 64
 #: Longest ``If-None-Match`` header looked at; a longer one matches nothing.
 ETAG_HEADER_LIMIT = 1024
@@ -34,17 +36,7 @@ class HandlersRequest(NamedTuple):
 
 
 def _field(params, name):
-    value = params.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise HandlersRequestError(f"'{name}' must be a text field")
-    value = value.strip()
-    if len(value) > FIELD_LIMIT:
-        raise HandlersRequestError(f"'{name}' is longer than {FIELD_LIMIT} characters")
-    if not value.isprintable():
-        raise HandlersRequestError(f"'{name}' contains control characters")
-    return value
+    return clean_text(params.get(name), f"'{name}'", FIELD_LIMIT, HandlersRequestError, kind="a text field")
 
 
 def read_handlers_request(params):

@@ -10,6 +10,8 @@ devices) is refused with a :class:`PayloadError` that says what is wrong.
 
 from typing import NamedTuple
 
+from .text import clean_text
+
 MAX_BODY_BYTES = 1024 * 1024
 MAX_DEVICES = 500
 LIMITS = {
@@ -39,16 +41,7 @@ class SetupRequest(NamedTuple):
 
 
 def _text(value, what, limit):
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise PayloadError(f"{what} must be a string")
-    value = value.strip()
-    if len(value) > limit:
-        raise PayloadError(f"{what} is longer than {limit} characters")
-    if not value.isprintable():  # NUL breaks PostgreSQL, newlines forge log lines
-        raise PayloadError(f"{what} contains control characters")
-    return value
+    return clean_text(value, what, limit, PayloadError)
 
 
 def read_setup_payload(data):

@@ -3,7 +3,9 @@
 """Shared fixtures of the Odoo-backed tests."""
 
 import json
+from datetime import timedelta
 
+from odoo import fields
 from odoo.tests import HttpCase, TransactionCase, tagged
 
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
@@ -39,6 +41,17 @@ class IotCaseMixin:
         """Call the check-in service as the controller does."""
         payload = box_payload(kwargs.pop("token", self.token), **kwargs)
         return self.Box._iot_setup(read_setup_payload(payload), "127.0.0.1")
+
+    def stale_offline_box(self):
+        """A box silent for three days whose stored status still says "up to
+        date": only a status refresh would correct it."""
+        self.check_in()
+        box = self.box()
+        box.last_contact = fields.Datetime.now() - timedelta(days=3)
+        box.flush_recordset()
+        self.env.cr.execute("UPDATE iot_box SET update_status = 'up_to_date' WHERE id = %s", [box.id])
+        box.invalidate_recordset()
+        return box
 
     def box(self, identifier="aa:bb:cc:dd:ee:01"):
         return self.Box.with_context(active_test=False).search([("identifier", "=", identifier)])

@@ -65,13 +65,7 @@ class TestIotSettings(IotCase):
         self.assertNotEqual(box.update_status, "offline")
 
     def test_feed_url_and_retention(self):
-        self.check_in()
-        box = self.box()
-        box.last_contact = fields.Datetime.now() - timedelta(days=3)
-        box.flush_recordset()
-        # A stale status on purpose: only a refresh would fix it, and an unchanged delay refreshes nothing.
-        self.env.cr.execute("UPDATE iot_box SET update_status = 'up_to_date' WHERE id = %s", [box.id])
-        box.invalidate_recordset()
+        box = self.stale_offline_box()  # an unchanged delay must refresh nothing
         self.as_admin().create(
             {"image_feed_url": " http://127.0.0.1:9/images.txt ", "event_retention_days": 7}
         ).action_save()

@@ -310,13 +310,7 @@ class TestSettings(IotCase):
                 self.env["res.config.settings"].create(vals)
 
     def test_unchanged_delay_does_not_recompute(self):
-        self.check_in()
-        box = self.box()
-        box.last_contact = fields.Datetime.now() - timedelta(days=3)
-        box.flush_recordset()
-        # Make the stored status stale on purpose: only a refresh would fix it.
-        self.env.cr.execute("UPDATE iot_box SET update_status = 'up_to_date' WHERE id = %s", [box.id])
-        box.invalidate_recordset()
+        box = self.stale_offline_box()  # an unchanged delay must refresh nothing
         self.env["res.config.settings"].create({"iot_image_feed_url": "http://127.0.0.1:9/x"}).execute()
         self.assertEqual(box.update_status, "up_to_date")
         self.env["res.config.settings"].create({"iot_offline_delay_hours": 48}).execute()
