@@ -105,6 +105,11 @@ class IotBox(models.Model):
     # Handlers the box last received.
     handlers_digest = fields.Char(string="Last Bundle", readonly=True, copy=False)
     handlers_date = fields.Datetime(string="Last Bundle Date", readonly=True, copy=False)
+    handlers_current_digest = fields.Char(
+        string="Current Bundle",
+        compute="_compute_handlers_current_digest",
+        help="Bundle a box of this platform gets now.",
+    )
 
     # What the box needs: stored so that the dashboard filters and counts.
     needs_image_upgrade = fields.Boolean(compute="_compute_update_status", store=True)
@@ -149,6 +154,12 @@ class IotBox(models.Model):
                 box.homepage_url = f"https://{box.ip}"
             else:
                 box.homepage_url = f"http://{box.ip}:8069"
+
+    @api.depends("platform")
+    def _compute_handlers_current_digest(self):
+        digests = self.env["iot.handlers.bundle"].sudo()._current_digests() if self else {}
+        for box in self:
+            box.handlers_current_digest = digests.get(variant_for(box.platform))
 
     def _compute_device_count(self):
         counts = dict(self.env["iot.device"]._read_group([("box_id", "in", self.ids)], ["box_id"], ["__count"]))

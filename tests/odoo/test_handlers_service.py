@@ -50,6 +50,7 @@ class TestHandlersService(HandlersFolderMixin, IotCase):
         self.assertEqual(box.handlers_digest, answer.bundle.digest)
         self.assertFalse(box.handlers_outdated)
         self.assertEqual(box.update_status, "up_to_date")
+        self.assertEqual(box.handlers_current_digest, answer.bundle.digest)  # shown on the form
         # Holding another platform's bundle is not holding the current one.
         box.handlers_digest = self.bundle_service()._get_bundle("windows").digest
         self.assertTrue(box.handlers_outdated)
