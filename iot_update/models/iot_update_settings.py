@@ -7,7 +7,7 @@ from odoo.exceptions import ValidationError
 
 from .iot_box import OFFLINE_DELAY_PARAM
 from .iot_box_event import RETENTION_PARAM
-from .iot_image_release import FEED_URL_PARAM
+from .iot_image_release import DEFAULT_FEED_URL, FEED_URL_PARAM
 
 _logger = logging.getLogger(__name__)
 
@@ -68,11 +68,29 @@ class IotUpdateSettings(models.TransientModel):
         values.update({name: value for name, value in current.items() if name in fields_list})
         return values
 
+    # Saving the form applies the settings, whether by the Save button (the
+    # client saves the record before calling it) or by the form's own save icon.
+    @api.model_create_multi
+    def create(self, vals_list):
+        records = super().create(vals_list)
+        records._apply_form()
+        return records
+
+    def write(self, vals):
+        result = super().write(vals)
+        self._apply_form()
+        return result
+
+    def _apply_form(self):
+        for settings in self:
+            self._apply_iot_settings(
+                settings.offline_delay_hours, settings.image_feed_url, settings.event_retention_days
+            )
+
     def action_save(self):
-        """Write the settings of the form (button Save)."""
+        """Button Save: the form was saved, hence applied, just before."""
         self.check_access("write")
         self.ensure_one()
-        self._apply_iot_settings(self.offline_delay_hours, self.image_feed_url, self.event_retention_days)
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -119,7 +137,8 @@ class IotUpdateSettings(models.TransientModel):
         previous_delay = Box._get_offline_delay_hours()
         params = self.env["ir.config_parameter"].sudo()
         params.set_param(OFFLINE_DELAY_PARAM, str(offline_delay_hours))
-        params.set_param(FEED_URL_PARAM, (image_feed_url or "").strip() or False)
+        url = (image_feed_url or "").strip()
+        params.set_param(FEED_URL_PARAM, url if url != DEFAULT_FEED_URL else False)  # empty: the default
         params.set_param(RETENTION_PARAM, str(event_retention_days))
         if offline_delay_hours != previous_delay:
             _logger.info("IoT offline delay set to %s hours by user %s", offline_delay_hours, self.env.uid)

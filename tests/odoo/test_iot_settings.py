@@ -110,13 +110,19 @@ class TestIotSettings(IotCase):
         self.assertEqual(self.params.get_param("iot_update.offline_delay_hours"), "24")
         self.assertEqual(self.Box._get_pairing_token(), self.token)
 
+    def test_form_save_icon_applies_too(self):
+        settings = self.as_admin().create({})
+        settings.write({"offline_delay_hours": 5})  # the form's own save, no button
+        self.assertEqual(self.params.get_param("iot_update.offline_delay_hours"), "5")
+
     def test_delays_must_be_positive(self):
         keys = ("iot_update.offline_delay_hours", "iot_update.image_feed_url", "iot_update.event_retention_days")
+        settings = self.as_admin().create({})  # saving the form as shown stores what it shows
         before = {key: self.params.get_param(key) for key in keys}
+        self.assertEqual(before, dict(zip(keys, ("24", False, "90"), strict=True)))
         for vals in ({"offline_delay_hours": 0}, {"offline_delay_hours": -3}, {"event_retention_days": 0}):
             with self.subTest(vals=vals), self.assertRaises(ValidationError):
                 self.as_admin().create(vals)
-        settings = self.as_admin().create({})
         with self.assertRaises(ValidationError):
             settings.write({"event_retention_days": -1})
         with self.assertRaises(ValidationError):
