@@ -6,7 +6,7 @@ import secrets
 from datetime import timedelta
 
 from odoo import _, api, fields, models, release
-from odoo.tools import consteq
+from odoo.tools import SQL, consteq
 
 from ..tools.bundle import variant_for
 from ..tools.settings import positive_int
@@ -385,7 +385,7 @@ class IotBox(models.Model):
     def _find_box(self, identifier, mac=""):
         """The box known by ``identifier`` (or, for a box that used to send its
         MAC address as identifier, by ``mac``), archived ones included."""
-        keys = [key for key in (identifier, mac) if key]
+        keys = list(dict.fromkeys(key for key in (identifier, mac) if key))
         # One query: the box and the fields check-ins and deliveries read.
         boxes = self.with_context(active_test=False).search_fetch(
             ["|", ("identifier", "in", keys), ("mac", "in", keys)], FIND_FIELDS, limit=2
@@ -481,6 +481,32 @@ class IotBox(models.Model):
         defaults = self.default_get(["company_id", "drivers_auto_update"])
         box.write({**defaults, **vals})
         return box
+
+    def _set_handlers(self, digest):
+        """Record that ``self`` holds the handlers bundle ``digest`` as of now."""
+        self.ensure_one()
+        now = fields.Datetime.now()
+        if self.handlers_digest != digest:
+            # The statuses depend on the digest: write() recomputes them.
+            self.write({"handlers_digest": digest, "handlers_date": now})
+            return
+        # The same bundle again, as at each start of the box: only the date
+        # changes, and one UPDATE does it without write()'s machinery (the
+        # transaction's clock, the flush) on the fleet's busiest route.
+        # modified() still tells the ORM what changed.
+        fnames = ["handlers_date", "write_uid", "write_date"]
+        self.flush_recordset(fnames)
+        self.env.cr.execute(
+            SQL(
+                "UPDATE iot_box SET handlers_date = %s, write_uid = %s, write_date = %s WHERE id = %s",
+                now,
+                self.env.uid,
+                now,
+                self.id,
+            )
+        )
+        self.invalidate_recordset(fnames, flush=False)
+        self.modified(fnames)
 
     def _lock_for_update(self):
         """Lock the row of ``self`` for this check-in. A concurrent check-in of

@@ -4,6 +4,7 @@ import logging
 from datetime import timedelta
 
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 from ..tools.settings import positive_int
 
@@ -46,25 +47,43 @@ class IotBoxEvent(models.Model):
     def _record(self, kind, box=None, identifier=None, version=None, bundle_digest=None, detail=None, remote_addr=None):
         """Record what happened to ``box`` (an ``iot.box``, possibly empty).
 
+        Every check-in and every handlers request of the fleet writes one
+        event, so this is one INSERT rather than ``create()``, whose default
+        values (which read the requesting user's company) and flush would
+        weigh on each of those requests. The history is append-only and has
+        no computed field but the company, given here; override this method,
+        not ``create()``, to react to events.
+
         Returns the event, or an empty recordset when a repeated refusal of
         an unknown box was not recorded.
         """
-        box_id = box.id if box else False
-        if kind == "refusal" and not box_id and self._recently_refused(remote_addr):
+        if kind == "refusal" and not box and self._recently_refused(remote_addr):
             return self.browse()
-        return self.sudo().create(
-            {
-                "kind": kind,
-                "box_id": box_id,
-                # Given rather than computed: saves an UPDATE after each INSERT.
-                "company_id": box.company_id.id if box else False,
-                "identifier": identifier or (box.identifier if box else False),
-                "version": version or False,
-                "bundle_digest": bundle_digest or False,
-                "detail": detail or False,
-                "remote_addr": remote_addr or False,
-            }
+        # What create() would refuse is refused here too.
+        if kind not in dict(self._fields["kind"].selection):
+            raise ValueError(f"unknown IoT box event kind {kind!r}")
+        values = {
+            "kind": kind,
+            "date": fields.Datetime.now(),
+            "box_id": box.id if box else None,
+            "company_id": box.company_id.id if box and box.company_id else None,
+            "identifier": identifier or (box.identifier if box else None),
+            "version": version or None,
+            "bundle_digest": bundle_digest or None,
+            "detail": detail or None,
+            "remote_addr": remote_addr or None,
+        }
+        self.env.cr.execute(
+            SQL(
+                "INSERT INTO iot_box_event (%s) VALUES %s RETURNING id",
+                SQL(", ").join(SQL.identifier(name) for name in values),
+                tuple(values.values()),
+            )
         )
+        event = self.browse(self.env.cr.fetchone()[0])
+        if box:
+            box.invalidate_recordset(["event_ids"], flush=False)
+        return event
 
     @api.model
     def _recently_refused(self, remote_addr):

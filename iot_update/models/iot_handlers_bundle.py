@@ -4,7 +4,7 @@ import logging
 import os
 from typing import NamedTuple
 
-from odoo import api, fields, models
+from odoo import api, models
 from odoo.modules.module import get_module_path
 
 from ..tools.bundle import VARIANTS, Bundle, BundleCache, variant_for
@@ -140,12 +140,9 @@ class IotHandlersBundle(models.AbstractModel):
         event.update(version=box.version, bundle_digest=bundle.digest)
         if etag_matches(if_none_match, bundle.digest):
             if box.handlers_digest != bundle.digest:
-                box.write({"handlers_digest": bundle.digest, "handlers_date": fields.Datetime.now()})
+                box._set_handlers(bundle.digest)
             Event._record("not_modified", box, **event)
             return HandlersAnswer("not_modified", bundle)
-        vals = {"handlers_date": fields.Datetime.now()}
-        if box.handlers_digest != bundle.digest:
-            vals["handlers_digest"] = bundle.digest  # the statuses depend on it: write it only when it changes
-        box.write(vals)
+        box._set_handlers(bundle.digest)
         Event._record("delivery", box, detail="automatic" if handlers_request.auto else "on demand", **event)
         return HandlersAnswer("delivery", bundle)

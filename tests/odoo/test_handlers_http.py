@@ -254,10 +254,10 @@ class TestGetHandlersHttp(HandlersFolderMixin, IotHttpCase):
     @warmup
     def test_query_count_over_http(self):
         self.post_handlers(mac=MAC, auto="True")
-        with self.assertQueryCount(default=5):
+        with self.assertQueryCount(default=4):
             response = self.post_handlers(mac=MAC, auto="True")
         self.assertEqual(response.status_code, 200)
-        with self.assertQueryCount(default=4):
+        with self.assertQueryCount(default=3):
             response = self.post_handlers(headers={"If-None-Match": response.headers["ETag"]}, mac=MAC, auto="True")
         self.assertEqual(response.status_code, 304)
 

@@ -3,7 +3,7 @@
 """The handlers service: current digests, per-box tracking, history and its purge."""
 
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from unittest.mock import patch
 
 from freezegun import freeze_time
@@ -123,11 +123,38 @@ class TestHandlersService(HandlersFolderMixin, IotCase):
         self.serve(request())
         self.env.flush_all()
         self.env.invalidate_all()
+        digest = self.box().handlers_digest
+        self.env.invalidate_all()
+        # Find the box, record the event, date the delivery on the box.
         with self.assertQueryCount(default=3):
             self.assertEqual(self.serve(request()).kind, "delivery")
-        with self.assertQueryCount(default=3):
-            answer = self.serve(request(), if_none_match=self.box().handlers_digest)
-            self.assertEqual(answer.kind, "not_modified")
+        # Find the box, record the event.
+        with self.assertQueryCount(default=2):
+            self.assertEqual(self.serve(request(), if_none_match=digest).kind, "not_modified")
+
+    def test_same_bundle_again_dates_the_delivery(self):
+        self.check_in(version=LINUX_VERSION)
+        box = self.box()
+        with freeze_time("2026-03-01 10:00:00"):
+            first = self.serve(request())
+        status, events = box.update_status, box.event_ids
+        with (
+            freeze_time("2026-03-02 11:00:00"),
+            patch.object(IotBox, "modified", autospec=True, side_effect=IotBox.modified) as modified,
+        ):
+            self.assertEqual(self.serve(request()).kind, "delivery")
+        # The ORM's cache and the database agree on the new date.
+        self.assertEqual(box.handlers_date, datetime(2026, 3, 2, 11))
+        self.assertEqual(box.write_date, datetime(2026, 3, 2, 11))
+        self.env.cr.execute("SELECT handlers_date, handlers_digest FROM iot_box WHERE id = %s", [box.id])
+        self.assertEqual(self.env.cr.fetchone(), (datetime(2026, 3, 2, 11), first.bundle.digest))
+        modified.assert_any_call(box, ["handlers_date", "write_uid", "write_date"])
+        self.assertEqual(box.handlers_digest, first.bundle.digest)
+        self.assertEqual(box.update_status, status)
+        # The box's history, read before, shows the new event.
+        new = box.event_ids - events
+        self.assertEqual(len(new), 1)
+        self.assertEqual((new.kind, new.date, new.company_id), ("delivery", datetime(2026, 3, 2, 11), box.company_id))
 
     # ------------------------------------------------------------------
     # History
@@ -168,6 +195,14 @@ class TestHandlersService(HandlersFolderMixin, IotCase):
             self.serve(request("aa:bb:cc:dd:ee:55"), remote_addr="10.0.0.1")
         refusals = self.Event.search([("box_id", "=", False)])
         self.assertEqual(sorted(refusals.mapped("remote_addr")), ["10.0.0.1", "10.0.0.1", "10.0.0.2"])
+        self.assertFalse(refusals.company_id)
+
+    def test_unknown_event_kind_refused(self):
+        self.check_in()
+        before = self.Event.search_count([])
+        with self.assertRaises(ValueError):
+            self.Event._record("reboot", self.box())
+        self.assertEqual(self.Event.search_count([]), before)
 
     def test_refusals_of_known_boxes_always_recorded(self):
         self.check_in()

@@ -54,7 +54,7 @@ class TestSetupHttpQueryCount(IotHttpCase):
         self.post_setup(box_payload(self.token, devices=DEVICES))
         for fleet in (0, 300):
             other_boxes(self.env, fleet)
-            with self.subTest(fleet=fleet), self.assertQueryCount(11):
+            with self.subTest(fleet=fleet), self.assertQueryCount(10):
                 self.post_setup(box_payload(self.token, version=f"L25.07-18.0#{fleet:07d}", devices=DEVICES))
 
 
