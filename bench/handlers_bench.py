@@ -3,7 +3,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """Benchmark of POST /iot/get_handlers against a real Odoo server.
 
-    .venv/bin/python bench/handlers_bench.py [--workers N] [--requests 800] [--concurrency 20]
+    .venv/bin/python bench/handlers_bench.py [--workers N] [--seconds 1] [--rounds 8] [--concurrency 20]
 
 What it does, in one run:
 
@@ -20,8 +20,10 @@ What it does, in one run:
    (a) ``/iot/get_handlers``, (b) the baseline, (c) ``/web/webclient/version_info``.
    Each request is a new connection carrying the body urllib3 encodes for the
    genuine box, encoded once, so that the client's own work weighs little; the
-   routes take turns (``--rounds``) so that a slower moment of the machine
-   weighs on all three;
+   routes take turns (``--rounds`` of ``--seconds`` each) so that a slower
+   moment of the machine weighs on all three. The clients keep sending for
+   the whole turn; a request still running at its end counts for its part
+   inside it;
 4. prints requests/s and p50/p99 latencies side by side with the ratios, then
    stops the server and drops the database (``--keep-db`` keeps it). The
    server's log is in ``.dev/bench-odoo.log``.
@@ -302,44 +304,61 @@ def post(host, port, path, body, headers):
     return len(data)
 
 
-def run_load(host, port, path, bodies, total, concurrency):
-    """Send ``total`` requests to ``path`` from ``concurrency`` clients (one
-    box each). Returns the latencies in seconds, the elapsed time and the size."""
-    latencies = []
+def run_load(host, port, path, bodies, seconds, concurrency):
+    """Keep ``concurrency`` clients (one box each) sending requests to ``path``
+    for ``seconds``, all starting together.
+
+    Returns the ``(start, end)`` times of the requests, the measured window
+    ``(start, end)`` and the size of the answers. A request still running at
+    the end of the window counts for the part of it inside the window (see
+    ``summarize``), so that slow routes are not favoured by the cut.
+    """
+    spans = []
     sizes = []
     failures = []
     lock = threading.Lock()
-    per_client = max(1, total // concurrency)
+    window = []
+    start_together = threading.Barrier(concurrency + 1)
 
     def client(body, headers):
         mine = []
+        size = 0
+        start_together.wait()
+        deadline = window[1]
         try:
-            for __ in range(per_client):
-                start = time.perf_counter()
+            while (start := time.perf_counter()) < deadline:
                 size = post(host, port, path, body, headers)
-                mine.append(time.perf_counter() - start)
+                mine.append((start, time.perf_counter()))
         except (OSError, RuntimeError) as error:
             failures.append(error)
         with lock:
-            latencies.extend(mine)
-            sizes.append(size if mine else 0)
+            spans.extend(mine)
+            sizes.append(size)
 
     threads = [threading.Thread(target=client, args=bodies[number % len(bodies)]) for number in range(concurrency)]
-    start = time.perf_counter()
     for thread in threads:
         thread.start()
+    begin = time.perf_counter()
+    window[:] = [begin, begin + seconds]
+    start_together.wait()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - start
     if failures:
         raise RuntimeError(f"{len(failures)} clients failed, first: {failures[0]}")
-    return latencies, elapsed, max(sizes)
+    return spans, tuple(window), max(sizes)
 
 
-def summarize(latencies, elapsed, size):
+def work_done(spans, window):
+    """Requests completed within ``window``, counting a request that crosses
+    its end for the fraction of its time inside."""
+    begin, end = window
+    return sum((min(stop, end) - max(start, begin)) / (stop - start) for start, stop in spans if stop > start)
+
+
+def summarize(latencies, work, seconds, size):
     latencies = sorted(latencies)
     return {
-        "rps": len(latencies) / elapsed,
+        "rps": work / seconds,
         "p50": statistics.median(latencies) * 1000,
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "bytes": size,
@@ -347,9 +366,10 @@ def summarize(latencies, elapsed, size):
     }
 
 
-def measure(url, macs, requests_count, concurrency, warmup, rounds):
+def measure(url, macs, seconds, concurrency, warmup, rounds):
     """Measure every route in each mode. The routes take turns, ``rounds``
-    times, so that a slower moment of the machine weighs on all of them."""
+    times ``seconds`` each, so that a slower moment of the machine weighs on
+    all of them."""
     host, port = url.removeprefix("http://").split(":")
     port = int(port)
     calls = route_calls(macs)
@@ -359,14 +379,17 @@ def measure(url, macs, requests_count, concurrency, warmup, rounds):
     modes = {"sequential": 1, f"{concurrency} boxes": concurrency}
     results = {label: {} for label in calls}
     for mode, clients in modes.items():
-        totals = {label: ([], 0.0, 0) for label in calls}
+        totals = {label: {"latencies": [], "work": 0.0, "seconds": 0.0, "size": 0} for label in calls}
         for __ in range(rounds):
             for label, (path, bodies) in calls.items():
-                latencies, elapsed, size = run_load(host, port, path, bodies, requests_count // rounds, clients)
-                previous = totals[label]
-                totals[label] = (previous[0] + latencies, previous[1] + elapsed, max(previous[2], size))
-        for label in calls:
-            results[label][mode] = summarize(*totals[label])
+                spans, window, size = run_load(host, port, path, bodies, seconds, clients)
+                total = totals[label]
+                total["latencies"].extend(stop - start for start, stop in spans)
+                total["work"] += work_done(spans, window)
+                total["seconds"] += window[1] - window[0]
+                total["size"] = max(total["size"], size)
+        for label, total in totals.items():
+            results[label][mode] = summarize(**total)
         say(f"measured {mode}")
     return results
 
@@ -424,7 +447,7 @@ def main(argv=None):
         " Odoo's prefork server queues 8 connections per worker: with more boxes at once than that,"
         " some wait for the kernel's 1 s SYN retry",
     )
-    parser.add_argument("--requests", type=int, default=800, help="requests per route and mode")
+    parser.add_argument("--seconds", type=float, default=1.0, help="seconds per route, mode and round")
     parser.add_argument("--concurrency", type=int, default=20, help="boxes asking at the same time")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests per route first")
     parser.add_argument("--rounds", type=int, default=8, help="turns the routes take in each mode")
@@ -456,7 +479,7 @@ def main(argv=None):
                 f" {args.workers} workers queue: expect 1 s stalls in that mode"
             )
         overflows = listen_overflows()
-        results = measure(url, macs, args.requests, args.concurrency, args.warmup, args.rounds)
+        results = measure(url, macs, args.seconds, args.concurrency, args.warmup, args.rounds)
         print_table(results)
         if overflows is not None:
             print(f"\nconnections dropped by a full listen queue (1 s retry each): {listen_overflows() - overflows}")
