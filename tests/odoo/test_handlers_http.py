@@ -20,7 +20,7 @@ from odoo.tests import warmup
 
 from odoo.addons.iot_update.models.iot_handlers_bundle import IotHandlersBundle, bundle_cache
 
-from iot_common import CONTROLLER_LOGGER, IotHttpCase
+from iot_common import CONTROLLER_LOGGER, IotHttpCase, box_payload
 
 BUNDLE_LOGGER = "odoo.addons.iot_update.models.iot_handlers_bundle"
 
@@ -251,13 +251,33 @@ class TestGetHandlersHttp(HandlersFolderMixin, IotHttpCase):
             self.assertEqual(self.post_handlers(mac=MAC, auto="True").status_code, 200)
         self.assertEqual((scanner.calls, builder.calls), (1, 0))
 
+    def synchronous_commit(self):
+        self.env.cr.execute("SHOW synchronous_commit")
+        return self.env.cr.fetchone()[0]
+
+    def test_handlers_answers_do_not_wait_for_the_disk(self):
+        # Requests run in the test's transaction: what they SET LOCAL stays visible here.
+        self.env.cr.execute("SET LOCAL synchronous_commit TO on")
+        box = self.box(MAC)
+        # Rejected unread: nothing written, nothing changed.
+        with self.assertLogs(CONTROLLER_LOGGER, "WARNING"):
+            self.assertEqual(self.post_handlers(mac="x" * 65, auto="True").status_code, 400)
+        self.assertEqual(self.synchronous_commit(), "on")
+        # A check-in admits and updates boxes: it waits for the disk.
+        self.post_setup(box_payload(self.token, identifier=MAC))
+        self.assertEqual(self.synchronous_commit(), "on")
+        self.assertEqual(self.post_handlers(mac=MAC, auto="True").status_code, 200)
+        self.assertEqual(self.synchronous_commit(), "off")
+        self.assertTrue(box.handlers_digest)
+
     @warmup
     def test_query_count_over_http(self):
         self.post_handlers(mac=MAC, auto="True")
-        with self.assertQueryCount(default=4):
+        # SET LOCAL, find the box, record the event, date the delivery on the box.
+        with self.assertQueryCount(default=5):
             response = self.post_handlers(mac=MAC, auto="True")
         self.assertEqual(response.status_code, 200)
-        with self.assertQueryCount(default=3):
+        with self.assertQueryCount(default=4):
             response = self.post_handlers(headers={"If-None-Match": response.headers["ETag"]}, mac=MAC, auto="True")
         self.assertEqual(response.status_code, 304)
 
