@@ -273,7 +273,7 @@ class TestGetHandlersHttp(HandlersFolderMixin, IotHttpCase):
     @warmup
     def test_query_count_over_http(self):
         self.post_handlers(mac=MAC, auto="True")
-        # SET LOCAL, find the box, record the event, date the delivery on the box.
+        # Odoo's public user, SET LOCAL, find the box, record the event, date the delivery.
         with self.assertQueryCount(default=5):
             response = self.post_handlers(mac=MAC, auto="True")
         self.assertEqual(response.status_code, 200)

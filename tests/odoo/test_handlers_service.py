@@ -122,7 +122,6 @@ class TestHandlersService(HandlersFolderMixin, IotCase):
         self.check_in(version=LINUX_VERSION)
         self.serve(request())
         self.env.flush_all()
-        self.env.invalidate_all()
         digest = self.box().handlers_digest
         self.env.invalidate_all()
         # Find the box, record the event, date the delivery on the box.
