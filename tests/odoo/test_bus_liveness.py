@@ -561,3 +561,35 @@ class TestBusContact(IotCase):
         self.assertIn("back online", logs.output[0])
         event = self.env["iot.box.event"].search([("box_id", "=", box.id), ("kind", "=", "back_online")])
         self.assertEqual((event.remote_addr, event.identifier), ("10.0.0.9", MAC))
+
+
+class TestOfflineDelayUpgrade(IotCase):
+    """Upgrading from 18.0.1.0.0: the old default delay moves to the new one."""
+
+    def migrate(self):
+        path = Path(get_module_path("iot_update")) / "migrations" / "18.0.1.1.0" / "post-migration.py"
+        spec = importlib.util.spec_from_file_location("iot_update_tests_migration_18_0_1_1_0", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.migrate(self.env.cr, "18.0.1.0.0")
+        self.env.invalidate_all()
+
+    def test_old_default_moves_to_the_new_one(self):
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("iot_update.offline_delay_hours", "24")
+        self.check_in()
+        box = self.box()
+        box.last_contact = fields.Datetime.now() - timedelta(hours=5)
+        box._refresh_update_status()
+        self.assertFalse(box.is_offline)
+        self.migrate()
+        self.assertEqual(params.get_param("iot_update.offline_delay_hours"), str(DEFAULT_OFFLINE_DELAY_HOURS))
+        self.assertTrue(box.is_offline)
+
+    def test_a_chosen_delay_is_kept(self):
+        params = self.env["ir.config_parameter"].sudo()
+        for value in ("12", "48", "3"):
+            with self.subTest(value=value):
+                params.set_param("iot_update.offline_delay_hours", value)
+                self.migrate()
+                self.assertEqual(params.get_param("iot_update.offline_delay_hours"), value)
