@@ -25,11 +25,13 @@ import requests
 import websocket as websocket_client_lib
 from freezegun import freeze_time
 
-from odoo import fields
+from odoo import SUPERUSER_ID, api, fields
 from odoo.exceptions import AccessError
 from odoo.modules.module import get_module_path
-from odoo.tests import new_test_user
-from odoo.tests.common import warmup
+from odoo.modules.registry import Registry
+from odoo.service.model import retrying
+from odoo.tests import BaseCase, new_test_user, tagged
+from odoo.tests.common import get_db_name, warmup
 from odoo.tools import mute_logger
 
 from odoo.addons.bus.tests.common import WebsocketCase
@@ -593,3 +595,51 @@ class TestOfflineDelayUpgrade(IotCase):
                 params.set_param("iot_update.offline_delay_hours", value)
                 self.migrate()
                 self.assertEqual(params.get_param("iot_update.offline_delay_hours"), value)
+
+
+@tagged("post_install", "-at_install")
+class TestConcurrentContact(BaseCase):
+    """Two real transactions, committed, as on a busy server: the subscription's
+    transaction began, then another one changed the same box and committed.
+    (The only test here that commits: it creates its own box and deletes it.)"""
+
+    IDENTIFIER = "iot-update-test-concurrent-01"
+
+    def setUp(self):
+        super().setUp()
+        self.registry = Registry(get_db_name())
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["iot.box"].create(
+                {
+                    "name": "concurrent",
+                    "identifier": self.IDENTIFIER,
+                    "version": "L24.11-18.0#1a2b3c4",
+                    "last_contact": fields.Datetime.now() - timedelta(hours=DEFAULT_OFFLINE_DELAY_HOURS + 2),
+                }
+            )
+        self.addCleanup(self.delete_box)
+
+    def delete_box(self):
+        with self.registry.cursor() as cr:
+            cr.execute("DELETE FROM iot_box WHERE identifier = %s", [self.IDENTIFIER])
+
+    def test_concurrent_change_is_retried_without_error_logs(self):
+        attempts = []
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            cr.execute("SELECT 1")  # the subscription's snapshot is taken
+            with self.registry.cursor() as other:  # commits on leaving
+                other.execute("UPDATE iot_box SET name = 'renamed' WHERE identifier = %s", [self.IDENTIFIER])
+
+            def subscribe():
+                attempts.append(1)
+                return env["iot.box"]._record_bus_contact(self.IDENTIFIER, "10.0.0.9")
+
+            # What the websocket does with each message: Odoo's retry loop,
+            # which logs the retry at INFO. Nothing logs an error (the test
+            # fails on any warning or error logged).
+            box = retrying(subscribe, env)
+            self.assertEqual(len(attempts), 2, "the first attempt should have met the concurrent change")
+            self.assertEqual((box.name, box.is_offline), ("renamed", False))
+            self.assertTrue(box.last_seen_bus)
