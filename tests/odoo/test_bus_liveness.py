@@ -24,6 +24,7 @@ from unittest.mock import patch
 import requests
 import websocket as websocket_client_lib
 from freezegun import freeze_time
+from lxml import etree
 
 from odoo import SUPERUSER_ID, api, fields
 from odoo.exceptions import AccessError
@@ -421,6 +422,18 @@ class TestBusContact(IotCase):
         with self.assertRaises(AccessError):
             box.with_user(iot_admin).read(["bus_channel"])
         self.assertEqual(box.with_user(self.env.ref("base.user_admin")).bus_channel, box._get_channel())
+
+    def test_views_show_both_contacts(self):
+        views = self.Box.get_views([(False, "form"), (False, "kanban"), (False, "list")])["views"]
+        fields_of = {
+            view_type: {node.get("name") for node in etree.fromstring(views[view_type]["arch"]).iter("field")}
+            for view_type in ("form", "kanban", "list")
+        }
+        self.assertLessEqual({"last_contact", "last_seen_bus"}, fields_of["form"])
+        self.assertIn("last_seen", fields_of["kanban"])
+        self.assertLessEqual({"last_seen", "last_contact", "last_seen_bus"}, fields_of["list"])
+        events = self.env["iot.box.event"].get_views([(False, "search")])["views"]["search"]["arch"]
+        self.assertIn("back_online", events)
 
     def test_offline_rule_takes_the_later_contact(self):
         with freeze_time("2026-01-01 10:00:00"):
