@@ -49,10 +49,11 @@ class ResConfigSettings(models.TransientModel):
             )
 
     def set_values(self):
-        super().set_values()
+        res = super().set_values()
         self.env["iot.update.settings"]._apply_iot_settings(
             self.iot_offline_delay_hours, self.iot_image_feed_url, self.iot_event_retention_days
         )
+        return res
 
     def action_iot_generate_pairing_token(self):
         """Replace the pairing token (button of the IoT settings)."""
