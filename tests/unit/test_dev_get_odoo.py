@@ -54,7 +54,7 @@ def test_clones_the_18_0_branch_shallow_and_recognizes_an_odoo_tree(tmp_path, mo
     assert dev.odoo_series(dest) == "18.0"
     log = subprocess.run(["git", "log", "--format=%s"], cwd=dest, capture_output=True, text=True, check=True)
     assert log.stdout.split() == ["newest"]  # shallow: one commit
-    branch = subprocess.run(["git", "branch", "--show-current"], cwd=dest, capture_output=True, text=True)
+    branch = subprocess.run(["git", "branch", "--show-current"], cwd=dest, capture_output=True, text=True, check=True)
     assert branch.stdout.strip() == "18.0"
     # found again as the Odoo to use, without a second clone
     (remote / "odoo-bin").unlink()
@@ -80,4 +80,3 @@ def test_a_branch_that_is_not_odoo_18_0_is_refused(tmp_path):
     remote = fake_odoo_repo(tmp_path / "remote", serie="17.0")
     with pytest.raises(dev.SetupError, match=r"holds Odoo 17\.0, not 18\.0"):
         dev.get_odoo(repo=str(remote), dest=tmp_path / "clone")
-
