@@ -127,7 +127,7 @@ def read_config():
 
 
 def odoo_bin():
-    import odoo  # noqa: PLC0415 - only to find odoo-bin next to the package
+    import odoo
 
     path = Path(odoo.__file__).resolve().parent.parent / "odoo-bin"
     if not path.exists():
@@ -136,7 +136,7 @@ def odoo_bin():
 
 
 def pg_connect(options, dbname):
-    import psycopg2  # noqa: PLC0415 - Odoo's driver, there when Odoo is; not needed to import this file
+    import psycopg2
 
     password = options.get("db_password")
     return psycopg2.connect(

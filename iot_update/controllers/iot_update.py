@@ -19,7 +19,7 @@ INVALID_REQUEST = -32600
 def _jsonrpc_id(data):
     """The request id to echo, when the body carried a usable one."""
     value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    return value if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
 def _claimed_identifier(data):

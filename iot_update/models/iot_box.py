@@ -5,7 +5,7 @@ import logging
 import secrets
 from datetime import timedelta
 
-from odoo import _, api, fields, models, release
+from odoo import api, fields, models, release
 from odoo.tools import SQL, consteq
 from odoo.tools import hmac as odoo_hmac
 
@@ -320,35 +320,35 @@ class IotBox(models.Model):
         self.ensure_one()
         status = self.update_status
         if status == "offline":
-            return _(
+            return self.env._(
                 "No check-in and not seen on the bus for more than %(hours)s hours: check that the box is "
                 "powered on and reaches this database (its websocket included).",
                 hours=facts["offline_delay"],
             )
         if status == "image_required":
             if image_older(facts["min_image"], facts["latest_image"]):
-                return _(
+                return self.env._(
                     "Reflash the SD card with image %(minimum)s or newer (the latest is %(latest)s).",
                     minimum=facts["min_image"],
                     latest=facts["latest_image"],
                 )
-            return _("Reflash the SD card with image %(minimum)s or newer.", minimum=facts["min_image"])
+            return self.env._("Reflash the SD card with image %(minimum)s or newer.", minimum=facts["min_image"])
         if status == "code_pending":
             if self.platform == "windows":
-                return _("Reinstall Windows IoT for %(series)s.", series=facts["server_series"])
-            return _("Restart the box to follow %(series)s.", series=facts["server_series"])
+                return self.env._("Reinstall Windows IoT for %(series)s.", series=facts["server_series"])
+            return self.env._("Restart the box to follow %(series)s.", series=facts["server_series"])
         if status == "handlers_outdated":
             if not self.drivers_auto_update:
-                return _(
+                return self.env._(
                     "Automatic Drivers update is off: press 'Load handlers' on the box homepage "
                     "to get the current drivers."
                 )
-            return _("Restart the box, or press 'Load handlers' on its homepage, to get the current drivers.")
+            return self.env._("Restart the box, or press 'Load handlers' on its homepage, to get the current drivers.")
         if self.platform == "unknown":
-            return _("The box sent no readable version: restart it so that it checks in again.")
+            return self.env._("The box sent no readable version: restart it so that it checks in again.")
         if self.image_upgrade_available:
-            return _("Up to date. Image %(image)s is available.", image=facts["latest_image"])
-        return _("Up to date.")
+            return self.env._("Up to date. Image %(image)s is available.", image=facts["latest_image"])
+        return self.env._("Up to date.")
 
     # ------------------------------------------------------------------
     # Keeping the stored statuses current

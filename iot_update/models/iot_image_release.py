@@ -4,7 +4,7 @@ import logging
 
 import requests
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..tools.feed import MAX_FEED_BYTES, parse_checksums
@@ -48,7 +48,7 @@ class IotImageRelease(models.Model):
         for release in self:
             if not is_image(release.image_version):
                 raise ValidationError(
-                    _("%(image)s is not an image version such as 24.11.", image=release.image_version)
+                    self.env._("%(image)s is not an image version such as 24.11.", image=release.image_version)
                 )
 
     # ------------------------------------------------------------------

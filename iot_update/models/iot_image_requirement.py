@@ -1,6 +1,6 @@
 # Copyright 2026 iot_update contributors
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..tools.versions import is_image, is_series, series_key
@@ -36,10 +36,12 @@ class IotImageRequirement(models.Model):
         for row in self:
             if not is_series(row.server_series):
                 raise ValidationError(
-                    _("%(series)s is not an Odoo series such as 18.0 or saas~18.2.", series=row.server_series)
+                    self.env._("%(series)s is not an Odoo series such as 18.0 or saas~18.2.", series=row.server_series)
                 )
             if not is_image(row.min_image):
-                raise ValidationError(_("%(image)s is not an image version such as 24.11.", image=row.min_image))
+                raise ValidationError(
+                    self.env._("%(image)s is not an image version such as 24.11.", image=row.min_image)
+                )
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -2,7 +2,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import logging
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from .iot_box import OFFLINE_DELAY_PARAM
@@ -96,7 +96,7 @@ class IotUpdateSettings(models.TransientModel):
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
-                "message": _("IoT settings saved."),
+                "message": self.env._("IoT settings saved."),
                 "type": "success",
                 # Closing nothing: the form reloads the saved values.
                 "next": {"type": "ir.actions.act_window_close"},
@@ -125,9 +125,9 @@ class IotUpdateSettings(models.TransientModel):
     @api.model
     def _check_iot_settings(self, offline_delay_hours, event_retention_days):
         if offline_delay_hours <= 0:
-            raise ValidationError(_("The offline delay must be at least one hour."))
+            raise ValidationError(self.env._("The offline delay must be at least one hour."))
         if event_retention_days <= 0:
-            raise ValidationError(_("The history must be kept at least one day."))
+            raise ValidationError(self.env._("The history must be kept at least one day."))
 
     @api.model
     def _apply_iot_settings(self, offline_delay_hours, image_feed_url, event_retention_days):

@@ -2,7 +2,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import logging
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
 _logger = logging.getLogger(__name__)
@@ -49,14 +49,15 @@ class ResConfigSettings(models.TransientModel):
             )
 
     def set_values(self):
-        super().set_values()
+        res = super().set_values()
         self.env["iot.update.settings"]._apply_iot_settings(
             self.iot_offline_delay_hours, self.iot_image_feed_url, self.iot_event_retention_days
         )
+        return res
 
     def action_iot_generate_pairing_token(self):
         """Replace the pairing token (button of the IoT settings)."""
         if not self.env.user.has_group("iot_update.group_iot_admin"):
-            raise AccessError(_("Only IoT administrators can generate a new pairing token."))
+            raise AccessError(self.env._("Only IoT administrators can generate a new pairing token."))
         self.env["iot.update.settings"]._generate_pairing_token()
         return True

@@ -17,7 +17,7 @@ TOUR_NOT_RUN = "BROWSER TOUR NOT RUN"
 def browser_missing():
     """Why Odoo cannot drive a browser here, or "" when it can."""
     try:
-        import websocket  # noqa: F401, PLC0415 - what Odoo's ChromeBrowser needs
+        import websocket  # noqa: F401 - what Odoo's ChromeBrowser needs
     except ImportError:
         return "the Python package websocket-client is missing (./dev setup installs it)"
     try:

@@ -1,7 +1,7 @@
 // Copyright 2026 iot_update contributors
 // License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 
-import { registry } from "@web/core/registry";
+import {registry} from "@web/core/registry";
 
 /**
  * The administrator's daily path: open the dashboard, keep the boxes that need
@@ -12,11 +12,13 @@ registry.category("web_tour.tours").add("iot_update_dashboard_tour", {
     steps: () => [
         {
             content: "The dashboard groups the boxes by status, worst first",
-            trigger: ".o_kanban_view .o_kanban_group:first-child .o_column_title:contains(Offline)",
+            trigger:
+                ".o_kanban_view .o_kanban_group:first-child .o_column_title:contains(Offline)",
         },
         {
             content: "Every status has its column, with its count",
-            trigger: ".o_kanban_group:contains(Image upgrade required) .o_kanban_record:contains(tour-old-image)",
+            trigger:
+                ".o_kanban_group:contains(Image upgrade required) .o_kanban_record:contains(tour-old-image)",
         },
         {
             content: "Open the search options",
@@ -34,7 +36,8 @@ registry.category("web_tour.tours").add("iot_update_dashboard_tour", {
         },
         {
             content: "Only the boxes that need an image upgrade remain",
-            trigger: ".o_kanban_view:not(:has(.o_kanban_record:contains(tour-up-to-date)))",
+            trigger:
+                ".o_kanban_view:not(:has(.o_kanban_record:contains(tour-up-to-date)))",
         },
         {
             content: "Open the box",
@@ -43,16 +46,19 @@ registry.category("web_tour.tours").add("iot_update_dashboard_tour", {
         },
         {
             content: "The form says what to do",
-            trigger: ".o_form_view .o_field_widget[name=update_advice]:contains(Reflash the SD card)",
+            trigger:
+                ".o_form_view .o_field_widget[name=update_advice]:contains(Reflash the SD card)",
         },
         {
             content: "Untick Automatic Drivers update",
-            trigger: ".o_form_view .o_field_widget[name=drivers_auto_update] input:checked",
+            trigger:
+                ".o_form_view .o_field_widget[name=drivers_auto_update] input:checked",
             run: "click",
         },
         {
             content: "The checkbox is unticked",
-            trigger: ".o_form_view .o_field_widget[name=drivers_auto_update] input:not(:checked)",
+            trigger:
+                ".o_form_view .o_field_widget[name=drivers_auto_update] input:not(:checked)",
         },
         {
             content: "Save",
@@ -89,7 +95,8 @@ registry.category("web_tour.tours").add("iot_update_pairing_token_tour", {
         },
         {
             content: "The new token is shown",
-            trigger: ".o_field_widget[name=pairing_token] span:not(:empty):not(:contains(tour-old-token))",
+            trigger:
+                ".o_field_widget[name=pairing_token] span:not(:empty):not(:contains(tour-old-token))",
         },
         {
             content: "Boxes are offline after 12 hours",

@@ -1,0 +1,57 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""What ./dev reads to judge the wheel and Odoo's own test runner."""
+
+import zipfile
+
+from test_dev_get_odoo import dev
+
+
+def test_a_file_missing_from_the_wheel_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(dev, "shipped_files", lambda: {"__manifest__.py", "views/a.xml", "i18n/iot_update.pot"})
+    wheel = tmp_path / "odoo_addon_iot_update-18.0.1.0.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("odoo/addons/iot_update/__manifest__.py", "{}")
+        archive.writestr("odoo/addons/iot_update/views/a.xml", "<odoo/>")
+        archive.writestr("odoo_addon_iot_update-18.0.1.0.0.dist-info/i18n/iot_update.pot", "")
+    assert dev.wheel_missing(wheel) == ["i18n/iot_update.pot"]
+
+
+def test_the_wheel_must_ship_every_tracked_addon_file_but_its_build_file():
+    shipped = dev.shipped_files()
+    assert {"__manifest__.py", "README.rst", "static/description/index.html", "i18n/iot_update.pot"} <= shipped
+    assert "static/tests/tours/iot_update_tour.esm.js" in shipped
+    assert "pyproject.toml" not in shipped
+
+
+def test_both_runners_test_ids_match_in_one_form():
+    odoo_log = (
+        "2026-11-30 03:47:30,101 3470 INFO db odoo.addons.iot_update.tests.test_views: "
+        "Starting TestViews.test_list ...\n"
+        "2026-11-30 03:47:30,102 3470 INFO db odoo.addons.iot_update.tests.test_views: "
+        "Starting TestViews.test_form ...\n"
+        "2026-11-30 03:47:30,103 3470 INFO db odoo.addons.base.tests.test_x: Starting TestX.test_y ...\n"
+    )
+    collected = (
+        "iot_update/tests/test_views.py::TestViews::test_list\n"
+        "iot_update/tests/test_views.py::TestViews::test_form[sub]\n"
+        "iot_update/tests/test_plain.py::test_function\n"
+        "\n2 tests collected in 0.1s\n"
+    )
+    started = dev.odoo_runner_tests(odoo_log)
+    assert started == {
+        "odoo.addons.iot_update.tests.test_views.TestViews.test_list",
+        "odoo.addons.iot_update.tests.test_views.TestViews.test_form",
+    }
+    assert dev.pytest_tests(collected) == started  # a plain function is not an Odoo test
+
+
+def test_log_problems_follow_ocas_checklog():
+    log = (
+        "2026-11-30 1 INFO db odoo.modules.loading: loading 1 modules...\n"
+        "2026-11-30 1 WARNING db odoo.tests.result: 0 failed, 0 error(s) of 3 tests when loading\n"
+        "2026-11-30 1 WARNING db odoo.tests.common: Killing chrome descendants-or-self of 12\n"
+        "2026-11-30 1 WARNING db odoo.fields: Field iot.box.name: unknown parameter 'x'\n"
+        "2026-11-30 1 ERROR db odoo.addons.iot_update.tests.test_views: FAIL: TestViews.test_list\n"
+    )
+    assert dev.log_problems(log) == log.splitlines()[3:]
