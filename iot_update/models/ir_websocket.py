@@ -16,7 +16,8 @@ class IrWebsocket(models.AbstractModel):
         the transaction of the websocket message, which Odoo commits (or
         retries on a serialization failure) once the subscription is done.
         """
-        super()._subscribe(og_data)
+        result = super()._subscribe(og_data)
         httprequest = getattr(wsrequest, "httprequest", None)
         remote_addr = httprequest.remote_addr if httprequest is not None else None
         self.env["iot.box"].sudo()._on_bus_subscription(og_data, remote_addr)
+        return result
