@@ -572,6 +572,11 @@ def report(args, results):
         f" failed boxes: {len(timings.errors)}"
         + ("" if dropped is None else f"; connections dropped by a full listen queue: {dropped}")
     )
+    kinds = {}
+    for error in timings.errors:
+        kinds[type(error).__name__] = kinds.get(type(error).__name__, 0) + 1
+    if kinds:
+        print("Failures: " + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())))
     log = results["log"]
     print(f"Errors in the server's log over the whole run: {log['errors']}")
     for line in log["error_lines"]:
