@@ -25,9 +25,6 @@ FINGERPRINT_PARAM = "iot_update.handlers_fingerprint"
 #: Box platforms served by each variant (False: a box whose version was never read).
 VARIANT_PLATFORMS = {"linux": ["linux"], "windows": ["windows"], "all": ["test", "unknown", False]}
 
-#: Fields the set-based flagging writes (see ``_flag_handlers``).
-FLAG_FIELDS = ["handlers_outdated", "update_status"]
-
 #: Bundles of this process, shared by its threads and databases.
 bundle_cache = BundleCache()
 #: ``(database, variant, digest)`` of the changes this process asked the cron to record.
@@ -146,7 +143,7 @@ class IotHandlersBundle(models.AbstractModel):
                 return {}
         self.env.registry.clear_cache()  # get_param's cache
         self.env["ir.config_parameter"].invalidate_model(["value"])
-        self.env["iot.box"].invalidate_model(FLAG_FIELDS)
+        self.env["iot.box"].invalidate_model()
         return changed
 
     @api.model
@@ -169,7 +166,12 @@ class IotHandlersBundle(models.AbstractModel):
             if self._claim_param(DIGEST_PARAM % variant, digest):
                 boxes = self._flag_handlers(variant, digest)
                 changed[variant] = boxes
-                _logger.info("IoT handlers bundle %s is now %s: %s boxes changed status", variant, digest, len(boxes))
+                _logger.info(
+                    "IoT handlers bundle %s is now %s: handlers flag or status changed on %s boxes",
+                    variant,
+                    digest,
+                    len(boxes),
+                )
         self._claim_param(FINGERPRINT_PARAM, fingerprint)
         return changed
 
@@ -247,7 +249,9 @@ class IotHandlersBundle(models.AbstractModel):
             log_exceptions=False,
         )
         boxes = Box.browse([row[0] for row in self.env.cr.fetchall()])
-        Box.invalidate_model(FLAG_FIELDS, flush=False)
+        # What the ORM read before is stale: the flags, and what follows from
+        # them (the advice line, the card's colour).
+        Box.invalidate_model(flush=False)
         return boxes
 
     @api.model

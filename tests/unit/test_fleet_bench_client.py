@@ -73,11 +73,11 @@ def test_log_facts_count_recorded_changes_processes_and_errors():
     text = "\n".join(
         [
             "2026-11-30 03:43:00,100 101 INFO db odoo.addons.iot_update.models.iot_handlers_bundle: "
-            "IoT handlers bundle all is now abc: 10 boxes changed status",
+            "IoT handlers bundle all is now abc: handlers flag or status changed on 10 boxes",
             "2026-11-30 03:43:00,200 101 INFO db odoo.addons.iot_update.models.iot_handlers_bundle: "
-            "IoT handlers bundle linux is now def: 7 boxes changed status",
+            "IoT handlers bundle linux is now def: handlers flag or status changed on 7 boxes",
             "2026-11-30 03:43:01,300 102 INFO db odoo.addons.iot_update.models.iot_handlers_bundle: "
-            "IoT handlers bundle windows is now ghi: 3 boxes changed status",
+            "IoT handlers bundle windows is now ghi: handlers flag or status changed on 3 boxes",
             "2026-11-30 03:43:02,400 103 ERROR db odoo.sql_db: bad query: could not serialize access",
             "2026-11-30 03:43:02,500 103 WARNING db odoo.http: something else",
         ]
