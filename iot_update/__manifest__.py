@@ -18,7 +18,6 @@
         "data/iot_image_requirement_data.xml",
         "data/iot_update_data.xml",
         "data/ir_cron_data.xml",
-        "data/iot_handlers_data.xml",
         "views/iot_box_views.xml",
         "views/iot_device_views.xml",
         "views/iot_box_event_views.xml",

@@ -295,7 +295,11 @@ class IotBox(models.Model):
             "offline_before": fields.Datetime.now() - timedelta(hours=offline_delay),
         }
         if handlers:
-            facts["handlers_digests"] = self.env["iot.handlers.bundle"]._current_digests()
+            facts["handlers_digests"] = {
+                **self.env["iot.handlers.bundle"]._current_digests(),
+                # The bundle a handlers request serves before its digest is recorded.
+                **self.env.context.get("iot_update_handlers_digests", {}),
+            }
         return facts
 
     def _parsed_version(self):

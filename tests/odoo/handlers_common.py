@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 from unittest.mock import patch
 
+from odoo.addons.iot_update.models import iot_handlers_bundle
 from odoo.addons.iot_update.models.iot_handlers_bundle import IotHandlersBundle, bundle_cache
 
 MAC = "aa:bb:cc:dd:ee:01"
@@ -42,7 +43,7 @@ class HandlersFolderMixin:
     """Serve the bundle from a temporary addon-like ``iot_handlers`` folder
     instead of the installed modules' folders, with an empty bundle cache."""
 
-    def setup_handlers_folder(self, files=HANDLERS, with_real_roots=False):
+    def setup_handlers_folder(self, files=HANDLERS, with_real_roots=False, record=True):
         base = Path(tempfile.mkdtemp(prefix="iot_update_test_"))
         self.addCleanup(shutil.rmtree, base, ignore_errors=True)
         self.handlers_root = base / "iot_test_addon" / "iot_handlers"
@@ -69,8 +70,13 @@ class HandlersFolderMixin:
         self.addCleanup(patcher.stop)
         bundle_cache.clear()
         self.addCleanup(bundle_cache.clear)
-        # As the cron does: the current digests are those of the test folder.
-        self.bundle_service()._cron_sync_digests()
+        # The changes this process asked the cron to record: none yet.
+        patcher = patch.object(iot_handlers_bundle, "_triggered", set())
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        if record:
+            # As the registry's load does: the current digests are those of the test folder.
+            self.bundle_service()._notice_bundle_change()
 
     def write_handlers(self, files):
         for entry, data in files.items():

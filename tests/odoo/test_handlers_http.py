@@ -203,12 +203,26 @@ class TestGetHandlersHttp(HandlersFolderMixin, IotHttpCase):
         self.assertEqual(boxes.mapped("handlers_outdated"), [False, False, False])
 
         self.write_handlers({"drivers/PrinterDriver_L.py": b"# linux printer driver, fixed\n"})
+        cron = self.env.ref("iot_update.ir_cron_sync_handlers_digests")
+        triggers = self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)])
         with patch.object(bundle_cache, "recheck_seconds", 0):
             response = self.post_handlers(mac=MAC, auto="True")
+            # The change is recorded once per process: a second request does not trigger again.
+            self.post_handlers(mac=MAC, auto="False")
         self.assertNotEqual(response.headers["ETag"], linux_etag)
         self.assertEqual(unzip(response.content)["drivers/PrinterDriver_L.py"], b"# linux printer driver, fixed\n")
         boxes.invalidate_recordset()
         first, second, windows = boxes
+        # The box that asked holds the new bundle, and its status says so,
+        # although the recorded digest is still the old one.
+        self.assertEqual(first.handlers_digest, response.headers["ETag"].strip('"'))
+        self.assertEqual((first.handlers_outdated, first.update_status), (False, "up_to_date"))
+        # The request left the rest of the fleet to the cron, triggered once.
+        self.assertFalse(second.handlers_outdated)
+        new_triggers = self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)]) - triggers
+        self.assertEqual(len(new_triggers), 1)
+        self.bundle_service()._cron_sync_digests()
+        boxes.invalidate_recordset()
         self.assertFalse(first.handlers_outdated)
         self.assertTrue(second.handlers_outdated, "the other Linux box holds the old bundle")
         self.assertEqual(second.update_status, "handlers_outdated")

@@ -18,7 +18,8 @@ from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
 
 from iot_common import BOX_LOGGER, IotCase
 
-BUNDLE_LOGGER = "odoo.addons.iot_update.models.iot_handlers_bundle"
+BUNDLE_MODULE = "odoo.addons.iot_update.models.iot_handlers_bundle"
+BUNDLE_LOGGER = BUNDLE_MODULE
 
 
 def request(identifier=MAC, auto=True, mac_style=True):
@@ -76,28 +77,27 @@ class TestHandlersService(HandlersFolderMixin, IotCase):
         self.assertFalse(any(linux.mapped("handlers_outdated")))
 
         self.write_handlers({"interfaces/SerialInterface.py": b"# serial interface v2\n"})
-        bundle_cache.clear()
-        calls = []
-        refresh = IotBox._refresh_update_status
-
-        def counting_refresh(boxes):
-            calls.append(boxes)
-            return refresh(boxes)
-
-        with patch.object(IotBox, "_refresh_update_status", counting_refresh), patch.object(IotBox, "write") as write:
-            self.bundle_service()._cron_sync_digests()
+        with (
+            patch.object(IotBox, "_refresh_update_status") as refresh,
+            patch.object(IotBox, "write") as write,
+            patch.object(IotBox, "_compute_update_status") as compute,
+        ):
+            changed = self.bundle_service()._cron_sync_digests()
+        # Set-based: no box went through the ORM's compute or write.
+        refresh.assert_not_called()
         write.assert_not_called()
-        # One batch per variant that changed: all three hold SerialInterface.py.
-        self.assertEqual(len(calls), 3)
-        self.assertEqual(calls[1], linux)
+        compute.assert_not_called()
+        # All three variants hold SerialInterface.py: each changed.
+        self.assertEqual(set(changed), {"all", "linux", "windows"})
+        self.assertEqual(changed["linux"], linux)
+        self.assertEqual(changed["windows"], self.box("aa:bb:cc:dd:ee:99"))
         self.assertTrue(all(linux.mapped("handlers_outdated")))
         self.assertEqual(set(linux.mapped("update_status")), {"handlers_outdated"})
         self.assertTrue(self.box("aa:bb:cc:dd:ee:99").handlers_outdated)
-        # Nothing new: nothing recomputed.
-        calls.clear()
-        with patch.object(IotBox, "_refresh_update_status", counting_refresh):
-            self.bundle_service()._cron_sync_digests()
-        self.assertEqual(calls, [])
+        # Nothing new: nothing built, nothing written.
+        with patch(f"{BUNDLE_MODULE}.build_bundle") as build, self.assertQueryCount(1):
+            self.assertEqual(self.bundle_service()._cron_sync_digests(), {})
+        build.assert_not_called()
 
     def test_handler_roots_include_standard_drivers_by_path(self):
         roots = self.real_handler_roots(self.bundle_service())
