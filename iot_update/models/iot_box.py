@@ -49,8 +49,19 @@ STATUS_FIELDS = (
 STATUS_COLORS = {"offline": 0, "image_required": 1, "code_pending": 2, "handlers_outdated": 4, "up_to_date": 10}
 
 
+def _token_bytes(token):
+    # surrogatepass: whatever a request holds can be compared and hashed.
+    return token.encode("utf-8", "surrogatepass")
+
+
 def hash_token(token):
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(_token_bytes(token)).hexdigest()
+
+
+def same_token(given, expected):
+    """Constant-time comparison of two tokens of any characters (``consteq``
+    refuses ``str`` holding non-ASCII characters: bytes are compared)."""
+    return consteq(_token_bytes(given), _token_bytes(expected))
 
 
 class IotBox(models.Model):
@@ -373,7 +384,7 @@ class IotBox(models.Model):
         if not token:
             return False
         pairing = self._get_pairing_token()
-        if pairing and consteq(token, pairing):
+        if pairing and same_token(token, pairing):
             return True
         return bool(self.token_hash) and consteq(hash_token(token), self.token_hash)
 
@@ -406,7 +417,7 @@ class IotBox(models.Model):
         token = request.token
         if not box:
             pairing = self._get_pairing_token()
-            if not (token and pairing and consteq(token, pairing)):
+            if not (token and pairing and same_token(token, pairing)):
                 _logger.warning(
                     "IoT box %s (%s) refused: unknown box with a wrong pairing token", request.identifier, remote_addr
                 )

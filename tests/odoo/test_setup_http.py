@@ -131,6 +131,56 @@ class TestSetupOverHttp(IotHttpCase):
                 self.assertFalse(self.env["iot.device"].search([]))
             self.assertIn("refused", logs.output[0])
 
+    def test_jsonrpc_id_that_cannot_be_sent_back(self):
+        """JSON may escape a lone surrogate, which no UTF-8 answer can carry:
+        such an id is answered as null, a usable one is echoed."""
+        cases = [
+            # id sent, id answered
+            ("\ud800", None),
+            ("\udfff\ud800", None),
+            ("ok \udc80", None),
+            ("caf\u00e9 \U0001f600", "caf\u00e9 \U0001f600"),
+        ]
+
+        def envelope(payload, request_id):
+            return json.dumps(dict(payload, jsonrpc="2.0", method="call", id=request_id)).encode()
+
+        for request_id, answered in cases:
+            with self.subTest(id=ascii(request_id)):
+                response = self.post_setup(envelope(box_payload(self.token), request_id))
+                self.assertEqual(response.json(), {"jsonrpc": "2.0", "id": answered, "result": ""})
+                with self.assertLogs(CONTROLLER_LOGGER, "WARNING"):
+                    response = self.post_setup(envelope(box_payload(self.token, identifier=""), request_id))
+                self.assertEqual(response.status_code, 400)
+                self.assertEqual((response.json()["id"], response.json()["error"]["code"]), (answered, -32600))
+        self.assertEqual(self.box().version, "L24.11-18.0#1a2b3c4")
+
+    def test_non_ascii_tokens(self):
+        """Tokens are compared as bytes: a non-ASCII token is a wrong token like
+        any other, and a pairing token may hold any printable character."""
+        with self.assertLogs("odoo.addons.iot_update", "WARNING") as logs:
+            refused = self.post_setup(box_payload("jeton-\u00e9t\u00e9-\u4ee4\u724c"))
+        self.assertEqual((refused.status_code, refused.json()["result"]), (200, ""))
+        self.assertIn("wrong pairing token", logs.output[0])
+        self.assertFalse(self.box())
+
+        self.assertEqual(self.post_setup(box_payload(self.token)).status_code, 200)
+        with self.assertLogs("odoo.addons.iot_update", "WARNING") as logs:
+            refused = self.post_setup(box_payload("\u00e9" * 20, version="L20.01-16.0#0000001"))
+        self.assertEqual((refused.status_code, refused.json()["result"]), (200, ""))
+        self.assertIn("wrong token", logs.output[0])
+        self.assertEqual(self.box().version, "L24.11-18.0#1a2b3c4")
+
+        pairing = "cl\u00e9-d\u2019appairage-\u4ee4\u724c"
+        self.env["ir.config_parameter"].set_param("iot_token", pairing)
+        admitted = self.post_setup(box_payload(pairing, identifier="aa:bb:cc:dd:ee:02"))
+        self.assertEqual(admitted.json(), {"jsonrpc": "2.0", "id": None, "result": ""})
+        again = self.post_setup(box_payload(pairing, version="L25.07-18.0#0000002"))
+        self.assertEqual(again.status_code, 200)
+        self.env.invalidate_all()
+        self.assertTrue(self.box("aa:bb:cc:dd:ee:02"))
+        self.assertEqual(self.box().version, "L25.07-18.0#0000002")
+
     def test_chunked_body_is_refused_unread(self):
         def chunks():
             yield b'{"params": {"iot_box": {"name": "'
