@@ -181,6 +181,19 @@ class TestSetupOverHttp(IotHttpCase):
         self.assertTrue(self.box("aa:bb:cc:dd:ee:02"))
         self.assertEqual(self.box().version, "L25.07-18.0#0000002")
 
+    def test_identifier_of_one_box_and_mac_of_another(self):
+        """Such a box is answered, and updated, at every check-in."""
+        mac = "aa:bb:cc:dd:ee:0b"
+        self.Box.create({"name": "aa-box-18", "identifier": mac})
+        self.Box.create({"name": "ab-box-19", "identifier": "SN-000C", "mac": mac})
+        self.post_setup(box_payload(self.token, identifier="SN-000A", mac="aa:bb:cc:dd:ee:0a", name="zz-box"))
+        for version in ("L25.07-19.0#0000001", "L25.07-19.0#0000002"):
+            response = self.post_setup(box_payload(self.token, identifier="SN-000A", mac=mac, version=version))
+            self.assertEqual(response.json(), {"jsonrpc": "2.0", "id": None, "result": ""})
+            self.env.invalidate_all()
+            self.assertEqual(self.box("SN-000A").version, version)
+        self.assertEqual(self.box(mac).name, "aa-box-18")
+
     def test_chunked_body_is_refused_unread(self):
         def chunks():
             yield b'{"params": {"iot_box": {"name": "'
