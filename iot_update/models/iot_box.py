@@ -555,11 +555,21 @@ class IotBox(models.Model):
         self.modified(["identifier"])
 
     def _set_handlers(self, digest):
-        """Record that ``self`` holds the handlers bundle ``digest`` as of now."""
+        """Record that ``self`` holds the handlers bundle ``digest`` as of now.
+
+        A check-in or another delivery of the same box that committed since
+        this transaction began makes PostgreSQL refuse this write with a
+        serialization failure, which Odoo retries: an expected outcome, kept
+        out of the error log (``log_exceptions=False`` on the statement that
+        meets it).
+        """
         self.ensure_one()
         now = fields.Datetime.now()
         if self.handlers_digest != digest:
-            # The statuses depend on the digest: write() recomputes them.
+            # The statuses depend on the digest: write() recomputes them. Its
+            # UPDATE runs at the next flush; the row is locked first, so that
+            # the conflict, if any, is met here.
+            self._lock_for_update()
             self.write({"handlers_digest": digest, "handlers_date": now})
             return
         # The same bundle again, as at each start of the box: only the date
@@ -575,15 +585,17 @@ class IotBox(models.Model):
                 self.env.uid,
                 now,
                 self.id,
-            )
+            ),
+            log_exceptions=False,
         )
         self.invalidate_recordset(fnames, flush=False)
         self.modified(fnames)
 
     def _lock_for_update(self):
-        """Lock the row of ``self`` for this check-in. A concurrent check-in of
-        the same box waits, then gets a serialization failure and is retried
-        by Odoo, so no update and no device is lost."""
+        """Lock the row of ``self`` for this request's writes. A concurrent
+        check-in or delivery of the same box waits, then gets a serialization
+        failure (not logged: it is expected) and is retried by Odoo, so no
+        update and no device is lost."""
         self.ensure_one()
         self.env.cr.execute("SELECT id FROM iot_box WHERE id = %s FOR NO KEY UPDATE", [self.id], log_exceptions=False)
 
