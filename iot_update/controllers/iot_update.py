@@ -32,11 +32,14 @@ def _jsonrpc_id(data):
 
 
 def _claimed_identifier(data):
-    """The identifier a refused body claims, for the log line."""
+    """The identifier a refused body claims, for the log line: text only, as
+    any other JSON value may be as large or as deeply nested as the body
+    (too deep for the log line to be written)."""
     try:
-        return data["params"]["iot_box"]["identifier"]
+        identifier = data["params"]["iot_box"]["identifier"]
     except (KeyError, TypeError, IndexError):
         return None
+    return identifier if isinstance(identifier, str) else f"<{type(identifier).__name__}>"
 
 
 def _jsonrpc_error(code, message, status, request_id=None):

@@ -148,7 +148,8 @@ class TestSetupOverHttp(IotHttpCase):
         for request_id, answered in cases:
             with self.subTest(id=ascii(request_id)):
                 response = self.post_setup(envelope(box_payload(self.token), request_id))
-                self.assertEqual(response.json(), {"jsonrpc": "2.0", "id": answered, "result": ""})
+                channel = self.box()._get_channel()
+                self.assertEqual(response.json(), {"jsonrpc": "2.0", "id": answered, "result": channel})
                 with self.assertLogs(CONTROLLER_LOGGER, "WARNING"):
                     response = self.post_setup(envelope(box_payload(self.token, identifier=""), request_id))
                 self.assertEqual(response.status_code, 400)
@@ -174,7 +175,8 @@ class TestSetupOverHttp(IotHttpCase):
         pairing = "cl\u00e9-d\u2019appairage-\u4ee4\u724c"
         self.env["ir.config_parameter"].set_param("iot_token", pairing)
         admitted = self.post_setup(box_payload(pairing, identifier="aa:bb:cc:dd:ee:02"))
-        self.assertEqual(admitted.json(), {"jsonrpc": "2.0", "id": None, "result": ""})
+        channel = self.box("aa:bb:cc:dd:ee:02")._get_channel()
+        self.assertEqual(admitted.json(), {"jsonrpc": "2.0", "id": None, "result": channel})
         again = self.post_setup(box_payload(pairing, version="L25.07-18.0#0000002"))
         self.assertEqual(again.status_code, 200)
         self.env.invalidate_all()
@@ -189,10 +191,24 @@ class TestSetupOverHttp(IotHttpCase):
         self.post_setup(box_payload(self.token, identifier="SN-000A", mac="aa:bb:cc:dd:ee:0a", name="zz-box"))
         for version in ("L25.07-19.0#0000001", "L25.07-19.0#0000002"):
             response = self.post_setup(box_payload(self.token, identifier="SN-000A", mac=mac, version=version))
-            self.assertEqual(response.json(), {"jsonrpc": "2.0", "id": None, "result": ""})
             self.env.invalidate_all()
+            channel = self.box("SN-000A")._get_channel()
+            self.assertEqual(response.json(), {"jsonrpc": "2.0", "id": None, "result": channel})
             self.assertEqual(self.box("SN-000A").version, version)
         self.assertEqual(self.box(mac).name, "aa-box-18")
+
+    def test_deeply_nested_identifier(self):
+        """JSON nested nearly as deep as the parser accepts, where the box's
+        identifier should be: refused with a log line naming its type."""
+        for depth in range(880, 1000, 3):
+            body = b'{"params": {"iot_box": {"identifier": ' + b"[" * depth + b"]" * depth + b"}}}"
+            with self.subTest(depth=depth), self.assertLogs(CONTROLLER_LOGGER, "WARNING") as logs:
+                response = self.post_setup(body)
+                self.assertEqual(response.status_code, 400)
+                self.assertIn(response.json()["error"]["code"], (-32600, -32700))
+            self.assertIn("refused", logs.output[0])
+            if response.json()["error"]["code"] == -32600:
+                self.assertIn("<list>", logs.output[0])
 
     def test_chunked_body_is_refused_unread(self):
         def chunks():
