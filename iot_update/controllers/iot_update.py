@@ -21,7 +21,7 @@ def _jsonrpc_id(data):
     or a string an answer can carry (JSON may escape a lone surrogate, which
     UTF-8 cannot encode)."""
     value = data.get("id") if isinstance(data, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if isinstance(value, bool) or not isinstance(value, str | int):
         return None
     if isinstance(value, str):
         try:
