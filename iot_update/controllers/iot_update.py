@@ -17,17 +17,29 @@ INVALID_REQUEST = -32600
 
 
 def _jsonrpc_id(data):
-    """The request id to echo, when the body carried a usable one."""
+    """The request id to echo, when the body carried a usable one: a number,
+    or a string an answer can carry (JSON may escape a lone surrogate, which
+    UTF-8 cannot encode)."""
     value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, str | int) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    return value
 
 
 def _claimed_identifier(data):
-    """The identifier a refused body claims, for the log line."""
+    """The identifier a refused body claims, for the log line: text only, as
+    any other JSON value may be as large or as deeply nested as the body
+    (too deep for the log line to be written)."""
     try:
-        return data["params"]["iot_box"]["identifier"]
+        identifier = data["params"]["iot_box"]["identifier"]
     except (KeyError, TypeError, IndexError):
         return None
+    return identifier if isinstance(identifier, str) else f"<{type(identifier).__name__}>"
 
 
 def _jsonrpc_error(code, message, status, request_id=None):

@@ -3,7 +3,10 @@
 import hashlib
 import logging
 import secrets
+from contextlib import closing
 from datetime import timedelta
+
+import psycopg2.errors
 
 from odoo import api, fields, models, release
 from odoo.tools import SQL, consteq
@@ -62,8 +65,19 @@ STATUS_FIELDS = (
 STATUS_COLORS = {"offline": 0, "image_required": 1, "code_pending": 2, "handlers_outdated": 4, "up_to_date": 10}
 
 
+def _token_bytes(token):
+    # surrogatepass: whatever a request holds can be compared and hashed.
+    return token.encode("utf-8", "surrogatepass")
+
+
 def hash_token(token):
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(_token_bytes(token)).hexdigest()
+
+
+def same_token(given, expected):
+    """Constant-time comparison of two tokens of any characters (``consteq``
+    refuses ``str`` holding non-ASCII characters: bytes are compared)."""
+    return consteq(_token_bytes(given), _token_bytes(expected))
 
 
 class IotBox(models.Model):
@@ -423,7 +437,7 @@ class IotBox(models.Model):
         if not token:
             return False
         pairing = self._get_pairing_token()
-        if pairing and consteq(token, pairing):
+        if pairing and same_token(token, pairing):
             return True
         return bool(self.token_hash) and consteq(hash_token(token), self.token_hash)
 
@@ -433,15 +447,36 @@ class IotBox(models.Model):
 
     @api.model
     def _find_box(self, identifier, mac=""):
-        """The box known by ``identifier`` (or, for a box that used to send its
-        MAC address as identifier, by ``mac``), archived ones included."""
+        """The box a request sending ``identifier`` and ``mac`` speaks for,
+        archived ones included (README, "Which box a request speaks for"):
+
+        1. the box whose identifier is ``identifier``;
+        2. else the box whose identifier is ``mac``: the record of a box that
+           used to send its MAC address as identifier (18.0);
+        3. else a box whose MAC address is ``mac``;
+        4. else a box whose MAC address is ``identifier`` (a 19 box's record,
+           asked for by MAC address);
+
+        the oldest record first where several boxes share a MAC address. The
+        answer depends neither on names nor on the order of rows on disk.
+        """
         keys = list(dict.fromkeys(key for key in (identifier, mac) if key))
-        # One query: the box and the fields check-ins and deliveries read.
-        boxes = self.with_context(active_test=False).search_fetch(
-            ["|", ("identifier", "in", keys), ("mac", "in", keys)], FIND_FIELDS, limit=2
+        if not keys:
+            return self.browse()
+        Box = self.with_context(active_test=False)
+        query = Box._search(["|", ("identifier", "in", keys), ("mac", "in", keys)], limit=1)
+        table = SQL.identifier(self._table)
+        query.order = SQL(
+            """CASE WHEN %(table)s.identifier = %(identifier)s THEN 0
+                    WHEN %(table)s.identifier = %(mac)s THEN 1
+                    WHEN %(table)s.mac = %(mac)s THEN 2
+                    ELSE 3 END, %(table)s.id""",
+            table=table,
+            identifier=identifier or None,
+            mac=mac or None,
         )
-        exact = boxes.filtered(lambda box: box.identifier == identifier)
-        return exact or boxes[:1]
+        # One query: the box and the fields check-ins and deliveries read.
+        return Box._fetch_query(query, Box._determine_fields_to_fetch(FIND_FIELDS))
 
     @api.model
     def _iot_setup(self, request, remote_addr=None):
@@ -456,7 +491,7 @@ class IotBox(models.Model):
         token = request.token
         if not box:
             pairing = self._get_pairing_token()
-            if not (token and pairing and consteq(token, pairing)):
+            if not (token and pairing and same_token(token, pairing)):
                 _logger.warning(
                     "IoT box %s (%s) refused: unknown box with a wrong pairing token", request.identifier, remote_addr
                 )
@@ -487,8 +522,10 @@ class IotBox(models.Model):
             box._on_setup_refused(request, remote_addr, "wrong token")
             return ""
         box._lock_for_update()
+        if box.identifier != request.identifier:
+            # Found by MAC address: no box holds this identifier (rule 1).
+            box._claim_identifier(request.identifier)
         vals = {
-            "identifier": request.identifier,
             "ip": request.ip,
             "version": request.version,
             "last_contact": fields.Datetime.now(),
@@ -515,29 +552,74 @@ class IotBox(models.Model):
         request loop retries with a fresh snapshot, where the box is known. (A
         plain create would fail with a unique violation, which is not retried.)
         """
+        box_id = self._insert_identifier(vals["identifier"], vals["name"])
+        if not box_id:  # created and committed before our snapshot: it is known
+            return self._find_box(vals["identifier"])
+        box = self.browse(box_id)
+        defaults = self.default_get(["company_id", "drivers_auto_update"])
+        box.write({**defaults, **vals})
+        return box
+
+    @api.model
+    def _insert_identifier(self, identifier, name):
+        """Insert a box row holding ``identifier``; its id, or None when a box
+        visible to this transaction holds it. A box that holds it and is not
+        visible (created by a concurrent transaction) raises a serialization
+        failure."""
         now = self.env.cr.now()
         self.env.cr.execute(
             """INSERT INTO iot_box (identifier, name, active, create_uid, create_date, write_uid, write_date)
                     VALUES (%s, %s, true, %s, %s, %s, %s)
                ON CONFLICT (identifier) DO NOTHING
                  RETURNING id""",
-            [vals["identifier"], vals["name"], self.env.uid, now, self.env.uid, now],
+            [identifier, name, self.env.uid, now, self.env.uid, now],
             log_exceptions=False,
         )
         row = self.env.cr.fetchone()
-        if not row:  # created and committed before our snapshot: it is known
-            return self._find_box(vals["identifier"])
-        box = self.browse(row[0])
-        defaults = self.default_get(["company_id", "drivers_auto_update"])
-        box.write({**defaults, **vals})
-        return box
+        return row and row[0]
+
+    def _claim_identifier(self, identifier):
+        """Rename ``self`` onto ``identifier``, which no box holds in this
+        transaction's snapshot (the caller found none).
+
+        A box that took it since, in a concurrent transaction, makes the
+        UPDATE fail with a unique violation, which Odoo would answer with an
+        error page, at every check-in of this box. Then the identifier is
+        claimed the way a first check-in claims it, which PostgreSQL reports
+        as a serialization failure: Odoo retries the request, which finds the
+        other box by its identifier.
+        """
+        self.ensure_one()
+        self.flush_recordset()
+        cr = self.env.cr
+        try:
+            with cr.savepoint(flush=False):
+                cr.execute(
+                    SQL("UPDATE iot_box SET identifier = %s WHERE id = %s", identifier, self.id), log_exceptions=False
+                )
+        except psycopg2.errors.UniqueViolation:
+            with closing(cr.savepoint(flush=False)):  # rolled back: only its failure matters
+                self._insert_identifier(identifier, identifier)
+            raise  # the other box vanished meanwhile: nothing better to do
+        self.invalidate_recordset(["identifier"], flush=False)
+        self.modified(["identifier"])
 
     def _set_handlers(self, digest):
-        """Record that ``self`` holds the handlers bundle ``digest`` as of now."""
+        """Record that ``self`` holds the handlers bundle ``digest`` as of now.
+
+        A check-in or another delivery of the same box that committed since
+        this transaction began makes PostgreSQL refuse this write with a
+        serialization failure, which Odoo retries: an expected outcome, kept
+        out of the error log (``log_exceptions=False`` on the statement that
+        meets it).
+        """
         self.ensure_one()
         now = fields.Datetime.now()
         if self.handlers_digest != digest:
-            # The statuses depend on the digest: write() recomputes them.
+            # The statuses depend on the digest: write() recomputes them. Its
+            # UPDATE runs at the next flush; the row is locked first, so that
+            # the conflict, if any, is met here.
+            self._lock_for_update()
             self.write({"handlers_digest": digest, "handlers_date": now})
             return
         # The same bundle again, as at each start of the box: only the date
@@ -553,15 +635,17 @@ class IotBox(models.Model):
                 self.env.uid,
                 now,
                 self.id,
-            )
+            ),
+            log_exceptions=False,
         )
         self.invalidate_recordset(fnames, flush=False)
         self.modified(fnames)
 
     def _lock_for_update(self):
-        """Lock the row of ``self`` for this check-in. A concurrent check-in of
-        the same box waits, then gets a serialization failure and is retried
-        by Odoo, so no update and no device is lost."""
+        """Lock the row of ``self`` for this request's writes. A concurrent
+        check-in or delivery of the same box waits, then gets a serialization
+        failure (not logged: it is expected) and is retried by Odoo, so no
+        update and no device is lost."""
         self.ensure_one()
         self.env.cr.execute("SELECT id FROM iot_box WHERE id = %s FOR NO KEY UPDATE", [self.id], log_exceptions=False)
 

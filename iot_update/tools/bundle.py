@@ -122,7 +122,8 @@ def scan(roots):
     for root in roots:
         digest.update(f"root\0{root}\0".encode("utf-8", "surrogateescape"))
     for handler in files:
-        digest.update(f"{handler.entry}\0{handler.path}\0{handler.size}\0{handler.mtime_ns}\0".encode())
+        line = f"{handler.entry}\0{handler.path}\0{handler.size}\0{handler.mtime_ns}\0"
+        digest.update(line.encode("utf-8", "surrogateescape"))  # paths may hold undecodable bytes
     return Sources(files, digest.hexdigest())
 
 

@@ -5,6 +5,7 @@
 from datetime import timedelta
 from unittest.mock import patch
 
+import psycopg2.errors
 from freezegun import freeze_time
 
 from odoo import fields
@@ -109,6 +110,63 @@ class TestCheckIn(IotCase):
         self.assertEqual(box.identifier, "SN-0005")
         self.assertEqual(box.mac, "aa:bb:cc:dd:ee:05")
         self.assertEqual(self.Box.search_count([("mac", "=", "aa:bb:cc:dd:ee:05")]), 1)
+
+    def test_identifier_of_one_box_and_mac_of_another(self):
+        """The box holding the identifier is the one updated, whatever the
+        names and the rows that also match the MAC address."""
+        mac = "aa:bb:cc:dd:ee:0b"
+        self.Box.create({"name": "aa-box-18", "identifier": mac, "version": "L24.11-18.0#1a2b3c4"})
+        self.Box.create({"name": "ab-box-19", "identifier": "SN-000C", "mac": mac, "version": "L24.11-18.0#1a2b3c4"})
+        self.check_in(identifier="SN-000A", mac="aa:bb:cc:dd:ee:0a", name="zz-box")
+        for version in ("L25.07-19.0#0000001", "L25.07-19.0#0000002"):
+            self.check_in(identifier="SN-000A", mac=mac, name="zz-box", version=version)
+            box = self.box("SN-000A")
+            self.assertEqual((box.version, box.mac), (version, mac))
+        self.assertEqual(self.box(mac).version, "L24.11-18.0#1a2b3c4")
+        self.assertEqual(self.box("SN-000C").version, "L24.11-18.0#1a2b3c4")
+        self.assertEqual(self.Box.search_count([("identifier", "like", "SN-000%")]), 2)
+
+    def test_box_found_by_mac_follows_the_rule(self):
+        """Without a box holding the identifier: the box whose identifier is the
+        MAC address (the record of a box that used to send it as identifier),
+        else the oldest box with that MAC address; never the first by name."""
+        mac = "aa:bb:cc:dd:ee:0d"
+        Box = self.Box.with_context(active_test=False)
+        oldest = self.Box.create({"name": "zz-oldest", "identifier": "SN-OLD-1", "mac": mac})
+        newer = self.Box.create({"name": "aa-newer", "identifier": "SN-OLD-2", "mac": mac})
+        self.assertEqual(Box._find_box("SN-NEW", mac), oldest)
+        self.assertEqual(Box._find_box(mac), oldest, "an 18.0-style request sends the MAC address alone")
+        record_18 = self.Box.create({"name": "zz-18.0", "identifier": mac})
+        self.assertEqual(Box._find_box("SN-NEW", mac), record_18)
+        self.assertEqual(Box._find_box(mac, mac), record_18)
+        self.assertEqual(Box._find_box("SN-OLD-2", mac), newer)
+        # The check-in renames the box found onto the identifier nobody holds.
+        self.check_in(identifier="SN-NEW", mac=mac, version="L25.07-19.0#0000003")
+        self.assertEqual(record_18.identifier, "SN-NEW")
+        self.assertEqual(record_18.version, "L25.07-19.0#0000003")
+        self.assertEqual((oldest.identifier, newer.identifier), ("SN-OLD-1", "SN-OLD-2"))
+
+    def test_identifier_taken_meanwhile_is_retried(self):
+        """A box renamed onto an identifier that a concurrent check-in just
+        gave to another box: a serialization failure, which Odoo retries,
+        never a unique violation, which it would answer with an error."""
+        mac = "aa:bb:cc:dd:ee:0e"
+        self.check_in(identifier=mac)
+        # This transaction's snapshot predates the other box.
+        with self.registry.cursor() as cr:
+            cr.execute("INSERT INTO iot_box (identifier, name, active) VALUES ('SN-RACE', 'other', true)")
+        self.addCleanup(self.delete_committed_box, "SN-RACE")
+        with (
+            self.assertNoLogs("odoo.sql_db", "ERROR"),
+            self.assertRaises(psycopg2.errors.SerializationFailure),
+            self.env.cr.savepoint(),
+        ):
+            self.check_in(identifier="SN-RACE", mac=mac, version="L25.07-19.0#0000004")
+        self.assertEqual(self.box(mac).version, "L24.11-18.0#1a2b3c4")
+
+    def delete_committed_box(self, identifier):
+        with self.registry.cursor() as cr:
+            cr.execute("DELETE FROM iot_box WHERE identifier = %s", [identifier])
 
     def test_archived_box_is_refused(self):
         """Archiving a box revokes it: even its own token is refused."""

@@ -56,6 +56,18 @@ class TestHandlersService(HandlersFolderMixin, IotCase):
         box.handlers_digest = self.bundle_service()._get_bundle("windows").digest
         self.assertTrue(box.handlers_outdated)
 
+    def test_delivered_to_the_box_holding_the_identifier(self):
+        """A 19-style request naming one box's identifier and another's MAC
+        address is the first box's, whatever their names."""
+        self.Box.create({"name": "aa-18", "identifier": MAC, "version": WINDOWS_VERSION})
+        self.Box.create({"name": "ab-19", "identifier": "SN-000B", "mac": MAC, "version": WINDOWS_VERSION})
+        wanted = self.Box.create({"name": "zz-19", "identifier": "SN-000A", "version": LINUX_VERSION})
+        answer = self.serve(HandlersRequest("SN-000A", MAC, True, False))
+        self.assertEqual(answer.kind, "delivery")
+        self.assertEqual(answer.bundle.variant, "linux")
+        self.assertEqual(wanted.handlers_digest, answer.bundle.digest)
+        self.assertEqual(self.Event.search([("kind", "=", "delivery")]).box_id, wanted)
+
     def test_archived_box_gets_no_handlers(self):
         self.check_in(version=LINUX_VERSION)
         self.box().action_archive()

@@ -131,6 +131,85 @@ class TestSetupOverHttp(IotHttpCase):
                 self.assertFalse(self.env["iot.device"].search([]))
             self.assertIn("refused", logs.output[0])
 
+    def test_jsonrpc_id_that_cannot_be_sent_back(self):
+        """JSON may escape a lone surrogate, which no UTF-8 answer can carry:
+        such an id is answered as null, a usable one is echoed."""
+        cases = [
+            # id sent, id answered
+            ("\ud800", None),
+            ("\udfff\ud800", None),
+            ("ok \udc80", None),
+            ("caf\u00e9 \U0001f600", "caf\u00e9 \U0001f600"),
+        ]
+
+        def envelope(payload, request_id):
+            return json.dumps(dict(payload, jsonrpc="2.0", method="call", id=request_id)).encode()
+
+        for request_id, answered in cases:
+            with self.subTest(id=ascii(request_id)):
+                response = self.post_setup(envelope(box_payload(self.token), request_id))
+                channel = self.box()._get_channel()
+                self.assertEqual(response.json(), {"jsonrpc": "2.0", "id": answered, "result": channel})
+                with self.assertLogs(CONTROLLER_LOGGER, "WARNING"):
+                    response = self.post_setup(envelope(box_payload(self.token, identifier=""), request_id))
+                self.assertEqual(response.status_code, 400)
+                self.assertEqual((response.json()["id"], response.json()["error"]["code"]), (answered, -32600))
+        self.assertEqual(self.box().version, "L24.11-18.0#1a2b3c4")
+
+    def test_non_ascii_tokens(self):
+        """Tokens are compared as bytes: a non-ASCII token is a wrong token like
+        any other, and a pairing token may hold any printable character."""
+        with self.assertLogs("odoo.addons.iot_update", "WARNING") as logs:
+            refused = self.post_setup(box_payload("jeton-\u00e9t\u00e9-\u4ee4\u724c"))
+        self.assertEqual((refused.status_code, refused.json()["result"]), (200, ""))
+        self.assertIn("wrong pairing token", logs.output[0])
+        self.assertFalse(self.box())
+
+        self.assertEqual(self.post_setup(box_payload(self.token)).status_code, 200)
+        with self.assertLogs("odoo.addons.iot_update", "WARNING") as logs:
+            refused = self.post_setup(box_payload("\u00e9" * 20, version="L20.01-16.0#0000001"))
+        self.assertEqual((refused.status_code, refused.json()["result"]), (200, ""))
+        self.assertIn("wrong token", logs.output[0])
+        self.assertEqual(self.box().version, "L24.11-18.0#1a2b3c4")
+
+        pairing = "cl\u00e9-d\u2019appairage-\u4ee4\u724c"
+        self.env["ir.config_parameter"].set_param("iot_token", pairing)
+        admitted = self.post_setup(box_payload(pairing, identifier="aa:bb:cc:dd:ee:02"))
+        channel = self.box("aa:bb:cc:dd:ee:02")._get_channel()
+        self.assertEqual(admitted.json(), {"jsonrpc": "2.0", "id": None, "result": channel})
+        again = self.post_setup(box_payload(pairing, version="L25.07-18.0#0000002"))
+        self.assertEqual(again.status_code, 200)
+        self.env.invalidate_all()
+        self.assertTrue(self.box("aa:bb:cc:dd:ee:02"))
+        self.assertEqual(self.box().version, "L25.07-18.0#0000002")
+
+    def test_identifier_of_one_box_and_mac_of_another(self):
+        """Such a box is answered, and updated, at every check-in."""
+        mac = "aa:bb:cc:dd:ee:0b"
+        self.Box.create({"name": "aa-box-18", "identifier": mac})
+        self.Box.create({"name": "ab-box-19", "identifier": "SN-000C", "mac": mac})
+        self.post_setup(box_payload(self.token, identifier="SN-000A", mac="aa:bb:cc:dd:ee:0a", name="zz-box"))
+        for version in ("L25.07-19.0#0000001", "L25.07-19.0#0000002"):
+            response = self.post_setup(box_payload(self.token, identifier="SN-000A", mac=mac, version=version))
+            self.env.invalidate_all()
+            channel = self.box("SN-000A")._get_channel()
+            self.assertEqual(response.json(), {"jsonrpc": "2.0", "id": None, "result": channel})
+            self.assertEqual(self.box("SN-000A").version, version)
+        self.assertEqual(self.box(mac).name, "aa-box-18")
+
+    def test_deeply_nested_identifier(self):
+        """JSON nested nearly as deep as the parser accepts, where the box's
+        identifier should be: refused with a log line naming its type."""
+        for depth in range(880, 1000, 3):
+            body = b'{"params": {"iot_box": {"identifier": ' + b"[" * depth + b"]" * depth + b"}}}"
+            with self.subTest(depth=depth), self.assertLogs(CONTROLLER_LOGGER, "WARNING") as logs:
+                response = self.post_setup(body)
+                self.assertEqual(response.status_code, 400)
+                self.assertIn(response.json()["error"]["code"], (-32600, -32700))
+            self.assertIn("refused", logs.output[0])
+            if response.json()["error"]["code"] == -32600:
+                self.assertIn("<list>", logs.output[0])
+
     def test_chunked_body_is_refused_unread(self):
         def chunks():
             yield b'{"params": {"iot_box": {"name": "'

@@ -123,6 +123,16 @@ def test_missing_roots_and_folders_are_empty(tmp_path):
     assert unzip(empty.data) == {}
 
 
+def test_root_whose_path_is_not_utf8(tmp_path):
+    """An addons folder whose name is not UTF-8 (kept by Python as lone
+    surrogates) is scanned like any other."""
+    base = tmp_path / os.fsdecode(b"addons-\xff")
+    root = make_root(base)
+    sources = scan([str(root)])
+    assert [handler.entry for handler in sources.files] == sorted(FILES)
+    assert unzip(build_bundle(sources.files).data) == FILES
+
+
 def test_later_root_wins(tmp_path):
     standard = make_root(tmp_path / "standard")
     custom = make_root(tmp_path / "custom", {"drivers/PrinterDriver_L.py": b"# custom printer\n"})

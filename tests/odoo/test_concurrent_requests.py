@@ -1,0 +1,108 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""A check-in and a handlers delivery of one box at the same moment, each in
+its own committed transaction, run as Odoo runs a request (``retrying``).
+
+The order is forced: the transaction that loses took its snapshot before the
+other one committed, as two server workers do when their requests overlap.
+Odoo retries the loser; what matters here is that the expected conflict is
+not logged as an error. Every test commits: the box is deleted afterwards.
+"""
+
+import logging
+from functools import partial
+from unittest.mock import patch
+
+from odoo.service.model import retrying
+
+from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
+from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
+
+from iot_common import PRINTER, SCALE, IotCase, box_payload
+
+MAC = "aa:bb:cc:dd:ee:d0"
+DELIVERY = HandlersRequest("", MAC, True, True)
+
+
+class TestCheckInDuringDelivery(IotCase):
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(self.delete_box)
+        # Odoo waits a random delay before a retry: none here.
+        patcher = patch("odoo.service.model.random.uniform", return_value=0)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def delete_box(self):
+        with self.registry.cursor() as cr:
+            cr.execute("DELETE FROM iot_box WHERE identifier = %s", [MAC])
+
+    def env_for(self, cr):
+        return self.env(cr=cr, su=True)
+
+    def as_request(self, cr, method):
+        """Run ``method(env)`` in ``cr`` as Odoo runs a request; its result."""
+        env = self.env_for(cr)
+        return retrying(partial(method, env), env)
+
+    def check_in_as(self, env, version="L25.07-18.0#0000001", devices=None):
+        payload = box_payload(self.token, identifier=MAC, version=version, devices=devices or {"usb": PRINTER})
+        return env["iot.box"]._iot_setup(read_setup_payload(payload), "127.0.0.1")
+
+    def deliver(self, env):
+        return env["iot.handlers.bundle"]._serve_handlers(DELIVERY, None, "127.0.0.1")
+
+    def box_state(self):
+        with self.registry.cursor() as cr:
+            cr.execute(
+                """SELECT b.version, b.handlers_digest, b.handlers_date IS NOT NULL,
+                          (SELECT count(*) FROM iot_box_event e WHERE e.box_id = b.id AND e.kind = 'delivery'),
+                          (SELECT array_agg(d.identifier ORDER BY d.identifier) FROM iot_device d
+                            WHERE d.box_id = b.id AND d.connected)
+                     FROM iot_box b WHERE b.identifier = %s""",
+                [MAC],
+            )
+            return cr.fetchone()
+
+    def overlap(self, first, second):
+        """``second`` takes its snapshot, ``first`` runs and commits, then
+        ``second`` runs: Odoo retries it once. Returns their results."""
+        with self.registry.cursor() as late, self.registry.cursor() as early:
+            late.execute("SELECT 1")  # the snapshot of the later request
+            first_result = self.as_request(early, first)
+            with (
+                self.assertNoLogs("odoo.sql_db", "ERROR"),
+                self.assertLogs("odoo.service.model", logging.INFO) as retries,
+            ):
+                second_result = self.as_request(late, second)
+        self.assertIn("SERIALIZATION_FAILURE, 4 tries left", retries.output[0])
+        return first_result, second_result
+
+    def test_delivery_after_a_check_in_it_overlapped(self):
+        with self.registry.cursor() as cr:
+            self.check_in_as(self.env_for(cr))
+        # The first delivery writes the digest, the next ones only the date.
+        for deliveries, version in ((1, "L25.07-18.0#0000002"), (2, "L25.07-18.0#0000003")):
+            with self.subTest(deliveries=deliveries):
+                __, answer = self.overlap(partial(self.check_in_as, version=version), self.deliver)
+                self.assertEqual(answer.kind, "delivery")
+                self.assertEqual(self.box_state(), (version, answer.bundle.digest, True, deliveries, ["usb"]))
+
+    def test_check_in_after_a_delivery_it_overlapped(self):
+        with self.registry.cursor() as cr:
+            self.check_in_as(self.env_for(cr))
+        answer, channel = self.overlap(
+            self.deliver, partial(self.check_in_as, version="L25.07-18.0#0000002", devices={"scale": SCALE})
+        )
+        self.assertEqual(answer.kind, "delivery")
+        self.assertIsInstance(channel, str)
+        self.assertEqual(self.box_state(), ("L25.07-18.0#0000002", answer.bundle.digest, True, 1, ["scale"]))
+
+    def test_two_deliveries_at_once(self):
+        with self.registry.cursor() as cr:
+            env = self.env_for(cr)
+            self.check_in_as(env)
+            self.deliver(env)
+        first, second = self.overlap(self.deliver, self.deliver)
+        self.assertEqual((first.kind, second.kind), ("delivery", "delivery"))
+        self.assertEqual(self.box_state()[3], 3)

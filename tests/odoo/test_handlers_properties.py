@@ -1,0 +1,250 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""POST /iot/get_handlers under generated input (hypothesis), over real HTTP.
+
+Requests are built byte by byte (multipart, URL-encoded, or in the query
+string), so that anything can be sent: repeated fields, files, names and
+values that are not UTF-8, huge values, any ``If-None-Match``.
+
+For every request: no 5xx, no traceback; a 400 or 413 writes nothing at all;
+a refusal changes no box and no device; every 200 with a body is the bundle
+whose SHA-256 is its ``ETag``, recorded once on the box it was sent to; a 304
+names that bundle. For well-formed requests (a known or unknown box, ``auto``
+``True`` or ``False``, other fields around and later repeats of them), the
+answer is exactly the one the protocol gives.
+"""
+
+import hashlib
+from functools import partial
+from itertools import count
+from urllib.parse import quote_from_bytes
+
+from handlers_common import LINUX_VERSION, WINDOWS_VERSION, HandlersFolderMixin, unzip
+from hypothesis import given
+from hypothesis import strategies as st
+from property_common import ANY_CHAR, SHORT_TEXTS, TEXTS, RequestLogs, TableState, hypothesis_settings
+
+from odoo.addons.iot_update.tools.bundle import variant_for
+
+from iot_common import IotHttpCase
+
+MAC_LINUX = "aa:bb:cc:dd:ee:01"
+SERIAL_WINDOWS, MAC_WINDOWS = "SN-WIN-0002", "aa:bb:cc:dd:ee:02"
+MAC_AUTO_OFF = "aa:bb:cc:dd:ee:03"
+#: Key a request may send -> (variant of its box, automatic update on), None for no box.
+BOXES = {
+    MAC_LINUX: ("linux", True),
+    SERIAL_WINDOWS: ("windows", True),
+    MAC_WINDOWS: ("windows", True),  # found by its MAC address
+    MAC_AUTO_OFF: ("linux", False),
+    "aa:bb:cc:dd:ee:99": None,
+    "SN-UNKNOWN-0009": None,
+}
+BOUNDARY = b"properties-boundary"
+ENCODINGS = ("multipart", "urlencoded", "query")
+
+
+def to_bytes(text):
+    return text.encode("utf-8", "surrogatepass")
+
+
+def multipart(parts, boundary=BOUNDARY):
+    """``parts``: ``(name, value, filename or None)`` as bytes."""
+    body = b""
+    for name, value, filename in parts:
+        disposition = b'Content-Disposition: form-data; name="' + name + b'"'
+        if filename is not None:
+            disposition += b'; filename="' + filename + b'"'
+        body += b"--" + boundary + b"\r\n" + disposition + b"\r\n\r\n" + value + b"\r\n"
+    return body + b"--" + boundary + b"--\r\n"
+
+
+def urlencoded(parts):
+    return "&".join(f"{quote_from_bytes(name)}={quote_from_bytes(value)}" for name, value, __ in parts).encode()
+
+
+def bundle_etag_headers(digest):
+    """``If-None-Match`` values naming ``digest``, as boxes and proxies write them."""
+    return [f'"{digest}"', digest, f'W/"{digest}"', f'"0000", "{digest}"']
+
+
+# Well-formed requests -------------------------------------------------------
+
+EXTRA_FIELDS = st.lists(
+    st.tuples(st.sampled_from(["x", "pad", "db", "csrf_token", "mac_address"]), SHORT_TEXTS.map(to_bytes)), max_size=3
+)
+WELL_FORMED = st.fixed_dictionaries(
+    {
+        "style": st.sampled_from(["mac", "identifier"]),
+        "key": st.sampled_from(sorted(BOXES)),
+        "auto": st.sampled_from(["True", "False", "true", "FALSE"]),
+        "extra": EXTRA_FIELDS,
+        # Later repeats of the fields sent ("key": mac or identifier): the first value counts.
+        "repeats": st.lists(st.tuples(st.sampled_from(["key", "auto"]), SHORT_TEXTS.map(to_bytes)), max_size=2),
+        "encoding": st.sampled_from(ENCODINGS),
+        # None: no header; an int: the current ETag in one of its forms.
+        "if_none_match": st.one_of(
+            st.none(),
+            st.integers(0, 3),
+            st.sampled_from(["*", '"0000"', "", "W/", '"' * 3]),
+            st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=80).map(str.lstrip),
+        ),
+    }
+)
+
+# Anything -------------------------------------------------------------------
+
+NAMES = st.one_of(
+    st.sampled_from([b"mac", b"identifier", b"auto", b"MAC", b"mac[]", b"", b'a"b', b"x\r\ny"]),
+    st.text(ANY_CHAR, max_size=10).map(to_bytes),
+)
+VALUES = st.one_of(
+    st.sampled_from([b"True", b"False", MAC_LINUX.encode(), SERIAL_WINDOWS.encode(), MAC_AUTO_OFF.encode()]),
+    TEXTS.map(to_bytes),
+    st.binary(max_size=40),
+    st.sampled_from([10_000, 16_000, 17_000, 100_000]).map(lambda size: b"v" * size),
+)
+PARTS = st.lists(st.tuples(NAMES, VALUES, st.one_of(st.none(), st.binary(max_size=12))), max_size=6)
+#: A query string stays under the 64 KiB request line of Odoo's HTTP server:
+#: past it, Odoo's own request handler fails before any route is reached.
+QUERY_PARTS = st.lists(st.tuples(NAMES, SHORT_TEXTS.map(to_bytes), st.none()), max_size=4)
+CONTENT_TYPES = st.sampled_from(
+    [
+        "multipart/form-data; boundary=" + BOUNDARY.decode(),
+        "multipart/form-data; boundary=other",
+        "multipart/form-data",
+        "multipart/mixed; boundary=" + BOUNDARY.decode(),
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=latin-1",
+        "application/json",
+        "text/plain",
+        "",
+    ]
+)
+HOSTILE = st.fixed_dictionaries(
+    {
+        "parts": PARTS,
+        "body": st.sampled_from(["multipart", "urlencoded", "binary"]),
+        "raw": st.binary(max_size=300),
+        "content_type": CONTENT_TYPES,
+        "query": st.one_of(st.none(), QUERY_PARTS),
+        "if_none_match": st.one_of(
+            st.none(),
+            st.binary(max_size=60).map(lambda raw: raw.translate(None, b"\r\n\0").lstrip(b" \t")),
+            st.sampled_from([b"*", b"x" * 5000]),
+        ),
+    }
+)
+
+WELL_FORMED_EXAMPLES = 1200
+HOSTILE_EXAMPLES = 800
+
+
+class TestHandlersProperties(HandlersFolderMixin, IotHttpCase):
+    def setUp(self):
+        super().setUp()
+        self.setup_handlers_folder()
+        self.check_in(identifier=MAC_LINUX, version=LINUX_VERSION)
+        self.check_in(identifier=SERIAL_WINDOWS, mac=MAC_WINDOWS, version=WINDOWS_VERSION)
+        self.check_in(identifier=MAC_AUTO_OFF, version=LINUX_VERSION)
+        self.box(MAC_AUTO_OFF).drivers_auto_update = False
+        self.bundles = {variant: self.bundle_service()._get_bundle(variant) for variant in ("linux", "windows")}
+        self.examples = count(1)
+
+    def send(self, body, content_type, query=b"", if_none_match=None):
+        headers = {"Content-Type": content_type}
+        if if_none_match is not None:
+            headers["If-None-Match"] = if_none_match
+        url = self.base_url() + "/iot/get_handlers" + ("?" + query.decode() if query else "")
+        return self.opener.post(url, data=body, headers=headers, timeout=60)
+
+    def check_request(self, send):
+        """Send with ``send()``; check what holds for any request; return the
+        response and the events it recorded."""
+        next(self.examples)
+        before = TableState(self.env.cr)
+        with RequestLogs() as logs:
+            response = send()
+        self.assertIn(response.status_code, (200, 304, 400, 401, 413))
+        self.assertNotIn(b"Traceback", response.content)
+        self.assertEqual([], logs.others, "nothing else may log a warning or an error")
+        self.assertLessEqual(logs.levels(), {"WARNING"})
+        events = before.new_events()
+        status, body = response.status_code, response.content
+        if status in (400, 413):
+            self.assertEqual(before.unchanged(self.env.cr), [], "an invalid request writes nothing")
+            if status == 400:  # 413 is Odoo's page for a body over the route's limit
+                self.assertLessEqual(body.count(b"\n"), 1, "empty, or one line that says why")
+                self.assertEqual(logs.levels(), {"WARNING"})
+        elif status in (200, 401) and not body:
+            self.assertEqual(before.unchanged(self.env.cr, events=False), [], "a refusal changes no box")
+            self.assertLessEqual(len(events), 1)
+            self.assertEqual({kind for kind, *__ in events}, {"refusal"} if events else set())
+        else:
+            self.assertEqual(len(events), 1)
+            kind, box_id, *__ = events[0]
+            box = self.Box.browse(box_id)
+            box.invalidate_recordset()
+            bundle = self.bundles[variant_for(box.platform)]
+            self.assertEqual(response.headers["ETag"], f'"{bundle.digest}"')
+            self.assertEqual(box.handlers_digest, bundle.digest)
+            if status == 304:
+                self.assertEqual((kind, body), ("not_modified", b""))
+            else:
+                self.assertEqual(kind, "delivery")
+                self.assertEqual(response.headers["ETag"], f'"{hashlib.sha256(body).hexdigest()}"')
+                self.assertEqual(body, bundle.data)
+                self.assertTrue(unzip(body))
+        return response, events
+
+    def test_well_formed_requests(self):
+        @hypothesis_settings(WELL_FORMED_EXAMPLES)
+        @given(WELL_FORMED)
+        def check(request):
+            key, auto = request["key"], request["auto"].lower() == "true"
+            parts = [(request["style"].encode(), key.encode(), None), (b"auto", request["auto"].encode(), None)]
+            parts += [(name.encode(), value, None) for name, value in request["extra"]]
+            parts += [
+                ((request["style"] if name == "key" else name).encode(), value, None)
+                for name, value in request["repeats"]
+            ]
+            if_none_match = request["if_none_match"]
+            box = BOXES[key]
+            if isinstance(if_none_match, int):
+                if_none_match = bundle_etag_headers(self.bundles[box[0] if box else "linux"].digest)[if_none_match]
+            if request["encoding"] == "multipart":
+                body, content_type, query = multipart(parts), f"multipart/form-data; boundary={BOUNDARY.decode()}", b""
+            elif request["encoding"] == "urlencoded":
+                body, content_type, query = urlencoded(parts), "application/x-www-form-urlencoded", b""
+            else:
+                body, content_type, query = b"", "text/plain", urlencoded(parts)
+            response, __ = self.check_request(partial(self.send, body, content_type, query, if_none_match))
+
+            if box is None or (auto and not box[1]):
+                refusal = 200 if request["style"] == "mac" else 401
+                self.assertEqual((response.status_code, response.content), (refusal, b""))
+                return
+            digest = self.bundles[box[0]].digest
+            if if_none_match is not None and digest in if_none_match:
+                self.assertEqual(response.status_code, 304)
+            else:
+                self.assertEqual((response.status_code, response.content), (200, self.bundles[box[0]].data))
+
+        check()
+        self.assertGreaterEqual(next(self.examples) - 1, WELL_FORMED_EXAMPLES)
+
+    def test_anything(self):
+        @hypothesis_settings(HOSTILE_EXAMPLES)
+        @given(HOSTILE)
+        def check(request):
+            if request["body"] == "multipart":
+                body = multipart(request["parts"])
+            elif request["body"] == "urlencoded":
+                body = urlencoded(request["parts"])
+            else:
+                body = request["raw"]
+            query = urlencoded(request["query"]) if request["query"] is not None else b""
+            self.check_request(partial(self.send, body, request["content_type"], query, request["if_none_match"]))
+
+        check()
+        self.assertGreaterEqual(next(self.examples) - 1, HOSTILE_EXAMPLES)
