@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from odoo import fields
 
-from iot_common import BOX_LOGGER, CONTROLLER_LOGGER
+from odoo.addons.iot_update.tests.iot_common import BOX_LOGGER, CONTROLLER_LOGGER
 
 BUNDLE_LOGGER = "odoo.addons.iot_update.models.iot_handlers_bundle"
 EVENT_LOGGER = "odoo.addons.iot_update.models.iot_box_event"

@@ -19,14 +19,14 @@ from functools import partial
 from itertools import count
 from urllib.parse import quote_from_bytes
 
-from handlers_common import LINUX_VERSION, WINDOWS_VERSION, HandlersFolderMixin, unzip
 from hypothesis import given
 from hypothesis import strategies as st
-from property_common import ANY_CHAR, SHORT_TEXTS, TEXTS, RequestLogs, TableState, hypothesis_settings
 
+from odoo.addons.iot_update.tests.handlers_common import LINUX_VERSION, WINDOWS_VERSION, HandlersFolderMixin, unzip
+from odoo.addons.iot_update.tests.iot_common import IotHttpCase
 from odoo.addons.iot_update.tools.bundle import variant_for
 
-from iot_common import IotHttpCase
+from property_common import ANY_CHAR, SHORT_TEXTS, TEXTS, RequestLogs, TableState, hypothesis_settings
 
 MAC_LINUX = "aa:bb:cc:dd:ee:01"
 SERIAL_WINDOWS, MAC_WINDOWS = "SN-WIN-0002", "aa:bb:cc:dd:ee:02"

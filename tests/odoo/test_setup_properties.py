@@ -19,12 +19,12 @@ from itertools import count
 
 from hypothesis import given
 from hypothesis import strategies as st
-from property_common import ANY_CHAR, JSON_VALUES, TEXTS, RequestLogs, TableState, hypothesis_settings
 
 from odoo.addons.iot_update.models.iot_box_event import UNKNOWN_REFUSAL_QUIET_MINUTES
+from odoo.addons.iot_update.tests.iot_common import PRINTER, IotHttpCase, box_payload
 from odoo.addons.iot_update.tools.setup_payload import MAX_BODY_BYTES, PayloadError, read_setup_payload
 
-from iot_common import PRINTER, IotHttpCase, box_payload
+from property_common import ANY_CHAR, JSON_VALUES, TEXTS, RequestLogs, TableState, hypothesis_settings
 
 PAIRING = "pairing-token-of-the-properties-0123456789"
 KNOWN = ("aa:bb:cc:dd:ee:01", "SN-KNOWN-0002")

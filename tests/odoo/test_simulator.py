@@ -11,10 +11,10 @@ import json
 import tempfile
 from pathlib import Path
 
+from odoo.addons.iot_update.tests.iot_common import IotHttpCase
+
 from iotbox_sim.cli import HANDLERS, SETUP, run
 from iotbox_sim.fleet import plan_fleet
-
-from iot_common import IotHttpCase
 
 FLEET = 12  # every profile in both styles
 # Status of each profile once checked in, before any handlers download, with

@@ -5,7 +5,11 @@
 import hashlib
 from unittest.mock import patch
 
-from handlers_common import (
+from odoo.tests import warmup
+
+from odoo.addons.iot_update.models.iot_handlers_bundle import IotHandlersBundle, bundle_cache
+
+from .handlers_common import (
     HANDLERS,
     LINUX_HANDLERS,
     LINUX_VERSION,
@@ -15,12 +19,7 @@ from handlers_common import (
     HandlersFolderMixin,
     unzip,
 )
-
-from odoo.tests import warmup
-
-from odoo.addons.iot_update.models.iot_handlers_bundle import IotHandlersBundle, bundle_cache
-
-from iot_common import CONTROLLER_LOGGER, IotHttpCase, box_payload
+from .iot_common import CONTROLLER_LOGGER, IotHttpCase, box_payload
 
 BUNDLE_LOGGER = "odoo.addons.iot_update.models.iot_handlers_bundle"
 

@@ -10,6 +10,7 @@ connections to close. The 18.0 box is the genuine one:
 ``hw_drivers/websocket_client.py`` loaded from the Odoo tree.
 """
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -39,7 +40,7 @@ from odoo.addons.bus.tests.common import WebsocketCase
 from odoo.addons.bus.websocket import CloseCode, Websocket
 from odoo.addons.iot_update.models.iot_box import BUS_CONTACT_THROTTLE_MINUTES, DEFAULT_OFFLINE_DELAY_HOURS
 
-from iot_common import IotCase, IotCaseMixin, box_payload
+from .iot_common import IotCase, IotCaseMixin, box_payload
 
 MAC = "aa:bb:cc:dd:ee:01"
 OTHER_MAC = "aa:bb:cc:dd:ee:02"
@@ -116,10 +117,9 @@ class GenuineBox:
         self.client.run = self._run
 
     def _run(self):
-        try:
+        # The stand-in sleep raises StopBox to end the box's reconnection loop.
+        with contextlib.suppress(StopBox):
             self.module.WebsocketClient.run(self.client)
-        except StopBox:
-            pass
 
     def _sleep(self, seconds):
         if self.stopping.wait(seconds):

@@ -4,7 +4,7 @@
 
 from odoo.tests import new_test_user
 
-from iot_common import BOX_LOGGER, IotCase
+from .iot_common import BOX_LOGGER, IotCase
 
 
 class TestEventAccess(IotCase):

@@ -10,7 +10,7 @@ from odoo.tests.common import warmup
 
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
 
-from iot_common import PRINTER, SCALE, IotCase, IotHttpCase, box_payload
+from .iot_common import PRINTER, SCALE, IotCase, IotHttpCase, box_payload
 
 DEVICES = {"usb_printer": PRINTER, "serial_scale": SCALE}
 

@@ -8,7 +8,7 @@ from odoo import fields
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import new_test_user
 
-from iot_common import IotCase
+from .iot_common import IotCase
 
 FORM_SPEC = {"pairing_token": {}, "offline_delay_hours": {}, "image_feed_url": {}, "event_retention_days": {}}
 

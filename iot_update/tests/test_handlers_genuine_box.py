@@ -17,13 +17,12 @@ import types
 import warnings
 from pathlib import Path
 
-from handlers_common import LINUX_HANDLERS, LINUX_VERSION, MAC, WINDOWS_HANDLERS, WINDOWS_VERSION, HandlersFolderMixin
-from handlers_common import read_tree as read_folder
-
 from odoo.modules.module import get_module_path
 from odoo.tools import mute_logger
 
-from iot_common import IotHttpCase
+from .handlers_common import LINUX_HANDLERS, LINUX_VERSION, MAC, WINDOWS_HANDLERS, WINDOWS_VERSION, HandlersFolderMixin
+from .handlers_common import read_tree as read_folder
+from .iot_common import IotHttpCase
 
 GENUINE_MODULE = "iot_update_tests_genuine_box_helpers"
 HANDLERS_FOLDER = "odoo/addons/hw_drivers/iot_handlers"

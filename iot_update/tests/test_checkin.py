@@ -13,7 +13,7 @@ from odoo.exceptions import ValidationError
 
 from odoo.addons.iot_update.models.iot_box import hash_token
 
-from iot_common import BOX_LOGGER, PRINTER, SCALE, IotCase
+from .iot_common import BOX_LOGGER, PRINTER, SCALE, IotCase
 
 
 class TestCheckIn(IotCase):

@@ -6,7 +6,7 @@ from odoo import Command
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user
 
-from iot_common import PRINTER, IotCase
+from .iot_common import PRINTER, IotCase
 
 IOT_MODELS = ("iot.box", "iot.device", "iot.box.event", "iot.image.requirement", "iot.image.release")
 

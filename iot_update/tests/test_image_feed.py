@@ -2,6 +2,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """The image feed: the scheduled action against a real HTTP server on 127.0.0.1."""
 
+import contextlib
 import socket
 import threading
 import time
@@ -12,7 +13,7 @@ from odoo.exceptions import ValidationError
 
 from odoo.addons.iot_update.models.iot_image_release import DEFAULT_FEED_URL
 
-from iot_common import IotCase
+from .iot_common import IotCase
 
 RELEASE_LOGGER = "odoo.addons.iot_update.models.iot_image_release"
 
@@ -49,14 +50,12 @@ class FeedHandler(BaseHTTPRequestHandler):
         if server.delay:
             time.sleep(server.delay)
         body = server.body.encode() if server.status == 200 else b"<html>Internal Server Error</html>"
-        try:
+        with contextlib.suppress(OSError):  # the client gave up (timeout test)
             self.send_response(server.status)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-        except OSError:
-            pass  # the client gave up (timeout test)
 
     def log_message(self, *args):
         pass

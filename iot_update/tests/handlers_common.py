@@ -43,7 +43,8 @@ class HandlersFolderMixin:
     """Serve the bundle from a temporary addon-like ``iot_handlers`` folder
     instead of the installed modules' folders, with an empty bundle cache."""
 
-    def setup_handlers_folder(self, files=HANDLERS, with_real_roots=False, record=True):
+    def setup_handlers_folder(self, files=None, with_real_roots=False, record=True):
+        files = HANDLERS if files is None else files
         base = Path(tempfile.mkdtemp(prefix="iot_update_test_"))
         self.addCleanup(shutil.rmtree, base, ignore_errors=True)
         self.handlers_root = base / "iot_test_addon" / "iot_handlers"

@@ -4,7 +4,6 @@
 
 from datetime import timedelta
 
-from iot_fleet import fleet_patchers, make_fleet
 from lxml import etree
 
 from odoo import Command, fields
@@ -12,7 +11,8 @@ from odoo.exceptions import ValidationError
 from odoo.tests import new_test_user
 from odoo.tools.safe_eval import safe_eval
 
-from iot_common import IotCase
+from .iot_common import IotCase
+from .iot_fleet import fleet_patchers, make_fleet
 
 MODELS = ("iot.box", "iot.device", "iot.box.event", "iot.image.requirement", "iot.image.release")
 

@@ -18,7 +18,7 @@ from odoo.service.model import retrying
 from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
 
-from iot_common import PRINTER, SCALE, IotCase, box_payload
+from .iot_common import PRINTER, SCALE, IotCase, box_payload
 
 MAC = "aa:bb:cc:dd:ee:d0"
 DELIVERY = HandlersRequest("", MAC, True, True)

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from unittest.mock import patch
 
 from freezegun import freeze_time
-from handlers_common import LINUX_VERSION, MAC, WINDOWS_VERSION, HandlersFolderMixin
 
 from odoo import fields
 from odoo.tests import warmup
@@ -16,7 +15,8 @@ from odoo.addons.iot_update.models.iot_box import IotBox
 from odoo.addons.iot_update.models.iot_handlers_bundle import DIGEST_PARAM, bundle_cache
 from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
 
-from iot_common import BOX_LOGGER, IotCase
+from .handlers_common import LINUX_VERSION, MAC, WINDOWS_VERSION, HandlersFolderMixin
+from .iot_common import BOX_LOGGER, IotCase
 
 BUNDLE_MODULE = "odoo.addons.iot_update.models.iot_handlers_bundle"
 BUNDLE_LOGGER = BUNDLE_MODULE

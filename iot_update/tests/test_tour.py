@@ -4,11 +4,10 @@
 
 import unittest
 
-from iot_fleet import fleet_patchers, make_fleet
-
 from odoo.tests import common, new_test_user
 
-from iot_common import IotHttpCase
+from .iot_common import IotHttpCase
+from .iot_fleet import fleet_patchers, make_fleet
 
 #: Start of the skip reason when no browser can run the tour; ./dev counts these.
 TOUR_NOT_RUN = "BROWSER TOUR NOT RUN"

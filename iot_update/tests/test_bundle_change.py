@@ -10,8 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 from unittest.mock import patch
 
-from handlers_common import HANDLERS, LINUX_VERSION, WINDOWS_VERSION, HandlersFolderMixin
-
 from odoo import fields
 from odoo.tests import tagged
 
@@ -26,7 +24,8 @@ from odoo.addons.iot_update.models.iot_handlers_bundle import (
 from odoo.addons.iot_update.tools.bundle import VARIANTS, build_bundle, scan
 from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
 
-from iot_common import IotCase
+from .handlers_common import HANDLERS, LINUX_VERSION, WINDOWS_VERSION, HandlersFolderMixin
+from .iot_common import IotCase
 
 #: A module installed after the fact: one more handler file, for every platform.
 NEW_MODULE_HANDLERS = {"drivers/NewModuleDriver.py": b"# a driver shipped by a newly installed module\n"}

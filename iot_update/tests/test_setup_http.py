@@ -12,7 +12,7 @@ import urllib3
 
 from odoo.modules.module import get_module_path
 
-from iot_common import CONTROLLER_LOGGER, PRINTER, SCALE, IotHttpCase, box_payload
+from .iot_common import CONTROLLER_LOGGER, PRINTER, SCALE, IotHttpCase, box_payload
 
 
 def genuine_send_alldevices():

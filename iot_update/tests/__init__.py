@@ -1,0 +1,17 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from . import test_access
+from . import test_bundle_change
+from . import test_bus_liveness
+from . import test_checkin
+from . import test_concurrent_requests
+from . import test_event_access
+from . import test_handlers_genuine_box
+from . import test_handlers_http
+from . import test_handlers_service
+from . import test_image_feed
+from . import test_iot_settings
+from . import test_setup_http
+from . import test_setup_performance
+from . import test_tour
+from . import test_views
