@@ -59,9 +59,11 @@ def prefork_server():
         log_path = Path(folder) / "odoo.log"
         with log_path.open("w") as log:
             process = subprocess.Popen(
-                [sys.executable, str(odoo_bin), "-c", config.rcfile, "-d", config["db_name"]]
-                + ["--workers=2", "--max-cron-threads=0", "--http-interface=127.0.0.1"]
-                + [f"--http-port={http_port}", f"--gevent-port={gevent_port}", "--log-level=info"],
+                [
+                    *(sys.executable, str(odoo_bin), "-c", config.rcfile, "-d", config["db_name"]),
+                    *("--workers=2", "--max-cron-threads=0", "--http-interface=127.0.0.1"),
+                    *(f"--http-port={http_port}", f"--gevent-port={gevent_port}", "--log-level=info"),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
