@@ -3,14 +3,14 @@
 {
     "name": "IoT Box Updates",
     "summary": "Serve drivers to IoT boxes and see which boxes need an image, code or drivers update",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "category": "Internet of Things (IoT)",
     "license": "LGPL-3",
     "author": "iot_update contributors",
     "website": "https://github.com/iot-update/iot_update",
     "maintainers": ["iot-update"],
     "development_status": "Beta",
-    "depends": ["base_setup", "web"],
+    "depends": ["base_setup", "bus", "web"],
     "external_dependencies": {"python": ["requests"]},
     "data": [
         "security/iot_update_security.xml",

@@ -8,3 +8,4 @@ from . import iot_image_release
 from . import iot_image_requirement
 from . import iot_update_settings
 from . import res_config_settings
+from . import ir_websocket

@@ -7,8 +7,10 @@ from datetime import timedelta
 
 from odoo import _, api, fields, models, release
 from odoo.tools import SQL, consteq
+from odoo.tools import hmac as odoo_hmac
 
 from ..tools.bundle import variant_for
+from ..tools.bus_subscription import CHANNEL_PREFIX, proven_identity
 from ..tools.settings import positive_int
 from ..tools.status import evaluate, image_older, minimum_image
 from ..tools.versions import BoxVersion, image_key, parse_version
@@ -17,7 +19,17 @@ _logger = logging.getLogger(__name__)
 
 PAIRING_TOKEN_PARAM = "iot_token"  # noqa: S105 - the parameter's key, not a secret
 OFFLINE_DELAY_PARAM = "iot_update.offline_delay_hours"
-DEFAULT_OFFLINE_DELAY_HOURS = 24
+#: A box that is on re-subscribes to the bus at least every ~1.5 h (SPEC 3.4):
+#: 3 h never flags it, and flags a dead box within hours.
+DEFAULT_OFFLINE_DELAY_HOURS = 3
+#: The default of the first releases, which an upgrade replaces (see migrations/).
+OLD_DEFAULT_OFFLINE_DELAY_HOURS = 24
+#: A box's bus subscriptions are recorded at most once within this delay: a box
+#: that reconnects in a loop, or a fleet reconnecting after a server restart,
+#: costs one write per box, not one per subscription.
+BUS_CONTACT_THROTTLE_MINUTES = 10
+#: Scope of the HMAC (keyed with the database secret) that names box channels.
+CHANNEL_SCOPE = "iot_update.box_channel"
 SERVER_SERIES_PARAM = "iot_update.server_series"
 
 #: Fields read with the box when a request finds it (see ``_find_box``).
@@ -31,6 +43,7 @@ FIND_FIELDS = [
     "active",
     "token_hash",
     "last_contact",
+    "last_seen_bus",
     "drivers_auto_update",
     "handlers_digest",
     "company_id",
@@ -76,7 +89,28 @@ class IotBox(models.Model):
     device_count = fields.Integer(compute="_compute_device_count")
     event_ids = fields.One2many("iot.box.event", "box_id", string="History")
     token_hash = fields.Char(readonly=True, copy=False, groups="base.group_system")
-    last_contact = fields.Datetime(readonly=True, copy=False, help="Last check-in of the box.")
+    last_contact = fields.Datetime(
+        string="Last Check-in", readonly=True, copy=False, help="Last check-in of the box (POST /iot/setup)."
+    )
+    last_seen_bus = fields.Datetime(
+        string="Last Seen on the Bus",
+        readonly=True,
+        copy=False,
+        help="Last subscription of the box to its own channel of the bus websocket, which a box that is on "
+        "renews at least every hour and a half (recorded at most every 10 minutes).",
+    )
+    last_seen = fields.Datetime(
+        compute="_compute_last_seen",
+        store=True,
+        index=True,
+        copy=False,
+        help="Last contact of any kind: the later of the last check-in and the last time seen on the bus.",
+    )
+    bus_channel = fields.Char(
+        compute="_compute_bus_channel",
+        groups="base.group_system",
+        help="Bus channel the box subscribes to, given at its check-in (derived from the database secret).",
+    )
     drivers_auto_update = fields.Boolean(
         string="Automatic Drivers update",
         default=True,
@@ -161,6 +195,17 @@ class IotBox(models.Model):
         for box in self:
             box.handlers_current_digest = digests.get(variant_for(box.platform))
 
+    @api.depends("last_contact", "last_seen_bus")
+    def _compute_last_seen(self):
+        for box in self:
+            dates = [date for date in (box.last_contact, box.last_seen_bus) if date]
+            box.last_seen = max(dates, default=False)
+
+    @api.depends("identifier")
+    def _compute_bus_channel(self):
+        for box in self:
+            box.bus_channel = box._get_channel() if box.identifier else False
+
     def _compute_device_count(self):
         counts = dict(self.env["iot.device"]._read_group([("box_id", "in", self.ids)], ["box_id"], ["__count"]))
         for box in self:
@@ -175,7 +220,7 @@ class IotBox(models.Model):
             box.code_version = parsed.series
             box.code_commit = parsed.commit
 
-    @api.depends("platform", "image_version", "code_version", "last_contact", "handlers_digest")
+    @api.depends("platform", "image_version", "code_version", "last_seen", "handlers_digest")
     def _compute_update_status(self):
         facts = self._update_facts()
         for box in self:
@@ -185,7 +230,7 @@ class IotBox(models.Model):
                 min_image=facts["min_image"],
                 latest_image=facts["latest_image"],
                 handlers_current=box._handlers_current(facts),
-                offline=not box.last_contact or box.last_contact < facts["offline_before"],
+                offline=not box.last_seen or box.last_seen < facts["offline_before"],
             )
             box.update(result._asdict())
             box.update_status = result.status
@@ -276,7 +321,8 @@ class IotBox(models.Model):
         status = self.update_status
         if status == "offline":
             return _(
-                "No contact for more than %(hours)s hours: check that the box is powered on and reaches this database.",
+                "No check-in and not seen on the bus for more than %(hours)s hours: check that the box is "
+                "powered on and reaches this database (its websocket included).",
                 hours=facts["offline_delay"],
             )
         if status == "image_required":
@@ -338,11 +384,11 @@ class IotBox(models.Model):
                 "&",
                 ("is_offline", "=", False),
                 "|",
-                ("last_contact", "=", False),
-                ("last_contact", "<", limit),
+                ("last_seen", "=", False),
+                ("last_seen", "<", limit),
                 "&",
                 ("is_offline", "=", True),
-                ("last_contact", ">=", limit),
+                ("last_seen", ">=", limit),
             ]
         )._refresh_update_status()
 
@@ -516,8 +562,85 @@ class IotBox(models.Model):
         self.env.cr.execute("SELECT id FROM iot_box WHERE id = %s FOR NO KEY UPDATE", [self.id], log_exceptions=False)
 
     def _get_channel(self):
-        """Channel the box subscribes to for live orders: none here."""
-        return ""
+        """The bus channel of ``self``, answered to its check-in.
+
+        Unguessable and stable: an HMAC of the box's identifier keyed with the
+        database secret, so nothing is stored and a subscription is checked
+        without reading anything (``_on_bus_subscription``). A box whose
+        identifier changes (an 18.0 box moving to 19) gets its new channel at
+        that same check-in.
+        """
+        self.ensure_one()
+        return self._channel_for(self.identifier)
+
+    @api.model
+    def _channel_for(self, identifier):
+        return CHANNEL_PREFIX + odoo_hmac(self.env(su=True), CHANNEL_SCOPE, identifier)
+
+    # ------------------------------------------------------------------
+    # Bus subscriptions (the box's websocket, SPEC 3.4)
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _on_bus_subscription(self, data, remote_addr=None):
+        """Record the contact a bus subscription proves, if any.
+
+        ``data`` is the subscription's data as the websocket received it
+        (anything at all). It proves a box's contact when it subscribes to the
+        channel that box was given, and names the box: ``mac_address`` (18.0)
+        or ``identifier`` (19). Anything else changes nothing and costs no
+        query. Returns the box whose contact was recorded (empty otherwise,
+        also when the write was throttled).
+        """
+        identifier = proven_identity(data, self._channel_for)
+        if not identifier:
+            return self.browse()
+        return self._record_bus_contact(identifier, remote_addr)
+
+    @api.model
+    def _record_bus_contact(self, identifier, remote_addr=None):
+        """The box ``identifier`` was seen on the bus now.
+
+        One UPDATE, by the unique identifier, which writes nothing when the
+        box was seen less than ``BUS_CONTACT_THROTTLE_MINUTES`` ago (or is
+        archived): a burst of subscriptions costs one write per box. Only a box
+        the dashboard shows as offline gets its statuses recomputed and a
+        "back online" event.
+
+        A concurrent transaction that changed the same box after this one
+        began makes PostgreSQL refuse the UPDATE (repeatable read): the error
+        is not logged here, and the websocket's request loop retries the
+        subscription with a fresh snapshot, as Odoo does for HTTP requests.
+        """
+        now = fields.Datetime.now()
+        fnames = ["last_seen_bus", "last_seen", "last_contact", "is_offline"]
+        self.flush_model(fnames)
+        self.env.cr.execute(
+            SQL(
+                """UPDATE iot_box
+                      SET last_seen_bus = %(now)s, last_seen = GREATEST(last_contact, %(now)s)
+                    WHERE identifier = %(identifier)s
+                      AND active
+                      AND (last_seen_bus IS NULL OR last_seen_bus < %(throttle)s)
+                RETURNING id, is_offline""",
+                now=now,
+                identifier=identifier,
+                throttle=now - timedelta(minutes=BUS_CONTACT_THROTTLE_MINUTES),
+            ),
+            log_exceptions=False,
+        )
+        row = self.env.cr.fetchone()
+        if not row:
+            return self.browse()
+        box = self.browse(row[0])
+        box.invalidate_recordset(["last_seen_bus", "last_seen"], flush=False)
+        if row[1]:
+            box._refresh_update_status()
+            self.env["iot.box.event"].sudo()._record(
+                "back_online", box, detail="seen on the bus", remote_addr=remote_addr
+            )
+            _logger.info("IoT box %s is back online (bus subscription from %s)", identifier, remote_addr)
+        return box
 
     def _on_setup_accepted(self, request, remote_addr, admitted):
         """Hook called after a check-in of ``self`` was accepted."""

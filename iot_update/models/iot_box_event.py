@@ -34,6 +34,7 @@ class IotBoxEvent(models.Model):
             ("delivery", "Handlers delivery"),
             ("not_modified", "Handlers not modified"),
             ("refusal", "Refusal"),
+            ("back_online", "Back online"),
         ],
         required=True,
     )

@@ -32,7 +32,8 @@ class IotUpdateSettings(models.TransientModel):
     offline_delay_hours = fields.Integer(
         string="Offline Delay (hours)",
         required=True,
-        help="A box that has not checked in for longer than this is shown as offline.",
+        help="A box neither checking in nor seen on the bus for longer than this is shown as offline. "
+        "A box that is on renews its bus subscription at least every hour and a half.",
     )
     image_feed_url = fields.Char(
         string="Image Feed URL",

@@ -88,7 +88,7 @@ class TestAccess(IotCase):
         with self.assertRaises(AccessError):
             IotSettings.action_generate_pairing_token()
         params = self.env["ir.config_parameter"]
-        self.assertEqual(params.get_param("iot_update.offline_delay_hours"), "24")
+        self.assertEqual(params.get_param("iot_update.offline_delay_hours"), "3")
         self.assertEqual(self.Box._get_pairing_token(), self.token)
 
     def test_other_employees_see_no_box(self):

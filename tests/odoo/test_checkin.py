@@ -17,8 +17,9 @@ from iot_common import BOX_LOGGER, PRINTER, SCALE, IotCase
 
 class TestCheckIn(IotCase):
     def test_unknown_box_admitted_with_pairing_token(self):
-        self.assertEqual(self.check_in(devices={"usb_printer": PRINTER}), "")
+        channel = self.check_in(devices={"usb_printer": PRINTER})
         box = self.box()
+        self.assertEqual(channel, box._get_channel())
         self.assertEqual(box.name, "iotbox-01")
         self.assertEqual(box.ip, "192.168.1.20")
         self.assertEqual(
@@ -170,17 +171,18 @@ class TestStatus(IotCase):
         with freeze_time("2026-01-01 10:00:00"):
             self.check_in()
         box = self.box()
-        with freeze_time("2026-01-02 09:00:00"):
+        # The default delay: 3 hours.
+        with freeze_time("2026-01-01 12:59:00"):
             self.Box._cron_refresh_update_status()
             self.assertFalse(box.is_offline)
-        with freeze_time("2026-01-02 10:30:00"):
+        with freeze_time("2026-01-01 13:01:00"):
             self.Box._cron_refresh_update_status()
             self.assertTrue(box.is_offline)
             self.assertEqual(box.update_status, "offline")
             self.check_in()
             self.assertFalse(box.is_offline)
         self.env["ir.config_parameter"].set_param("iot_update.offline_delay_hours", "1")
-        with freeze_time("2026-01-02 12:00:00"):
+        with freeze_time("2026-01-01 14:02:00"):
             self.Box._cron_refresh_update_status()
             self.assertTrue(box.is_offline)
 

@@ -42,7 +42,7 @@ class TestIotSettings(IotCase):
             values,
             {
                 "pairing_token": self.token,
-                "offline_delay_hours": 24,
+                "offline_delay_hours": 3,
                 "image_feed_url": "http://127.0.0.1:9/images.txt",
                 "event_retention_days": 30,
             },
@@ -51,12 +51,12 @@ class TestIotSettings(IotCase):
     def test_offline_delay_refreshes_the_statuses(self):
         self.check_in()
         box = self.box()
-        box.last_contact = fields.Datetime.now() - timedelta(hours=5)
+        box.last_contact = fields.Datetime.now() - timedelta(hours=2)
         box.flush_recordset()
         self.assertFalse(box.is_offline)
-        action = self.as_admin().create({"offline_delay_hours": 4}).action_save()
+        action = self.as_admin().create({"offline_delay_hours": 1}).action_save()
         self.assertEqual(action["tag"], "display_notification")
-        self.assertEqual(self.params.get_param("iot_update.offline_delay_hours"), "4")
+        self.assertEqual(self.params.get_param("iot_update.offline_delay_hours"), "1")
         self.assertTrue(box.is_offline)
         self.assertEqual(box.update_status, "offline")
         self.as_admin().create({"offline_delay_hours": 6}).action_save()
@@ -92,7 +92,7 @@ class TestIotSettings(IotCase):
         self.assertEqual(self.Box._get_pairing_token(), new_token)
 
     def test_iot_user_cannot_read_or_change_the_settings(self):
-        settings = self.as_admin().create({"offline_delay_hours": 24})
+        settings = self.as_admin().create({"offline_delay_hours": 3})
         for user in (self.iot_user, new_test_user(self.env, "iot_settings_employee", groups="base.group_user")):
             Settings = self.env["iot.update.settings"].with_user(user)
             with self.subTest(user=user.login):
@@ -107,7 +107,7 @@ class TestIotSettings(IotCase):
                     Settings.action_generate_pairing_token()
                 with self.assertRaises(AccessError):
                     settings.with_user(user).read(["pairing_token"])
-        self.assertEqual(self.params.get_param("iot_update.offline_delay_hours"), "24")
+        self.assertEqual(self.params.get_param("iot_update.offline_delay_hours"), "3")
         self.assertEqual(self.Box._get_pairing_token(), self.token)
 
     def test_form_save_icon_applies_too(self):
@@ -119,7 +119,7 @@ class TestIotSettings(IotCase):
         keys = ("iot_update.offline_delay_hours", "iot_update.image_feed_url", "iot_update.event_retention_days")
         settings = self.as_admin().create({})  # saving the form as shown stores what it shows
         before = {key: self.params.get_param(key) for key in keys}
-        self.assertEqual(before, dict(zip(keys, ("24", False, "90"), strict=True)))
+        self.assertEqual(before, dict(zip(keys, ("3", False, "90"), strict=True)))
         for vals in ({"offline_delay_hours": 0}, {"offline_delay_hours": -3}, {"event_retention_days": 0}):
             with self.subTest(vals=vals), self.assertRaises(ValidationError):
                 self.as_admin().create(vals)

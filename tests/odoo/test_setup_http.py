@@ -66,8 +66,9 @@ class TestSetupOverHttp(IotHttpCase):
     def test_genuine_box_registers_and_updates(self):
         devices = {"usb_printer": PRINTER, "serial_scale": SCALE, "distant_display": PRINTER}
         channel = self.run_genuine_box(self.token, devices, subject="*.abcd.odoo-iot.com")
-        self.assertEqual(channel, "")
         box = self.box("aa:bb:cc:dd:ee:42")
+        # The box keeps the answer as the bus channel it subscribes to.
+        self.assertEqual(channel, box._get_channel())
         self.assertEqual(box.name, "iotbox-genuine")
         self.assertEqual(box.ip, "192-168-1-42.abcd.odoo-iot.com")
         self.assertEqual(box.version, "L24.11-18.0#1a2b3c4")
@@ -89,13 +90,12 @@ class TestSetupOverHttp(IotHttpCase):
         response = self.post_setup(box_payload(self.token))
         self.assertEqual(response.status_code, 200)
         self.assertEqual(response.headers["Content-Type"], "application/json; charset=utf-8")
-        self.assertEqual(response.json(), {"jsonrpc": "2.0", "id": None, "result": ""})
-        self.assertTrue(self.box())
+        self.assertEqual(response.json(), {"jsonrpc": "2.0", "id": None, "result": self.box()._get_channel()})
 
     def test_jsonrpc_envelope_is_accepted_too(self):
         payload = dict(box_payload(self.token), jsonrpc="2.0", method="call", id=7)
-        self.assertEqual(self.post_setup(payload).json(), {"jsonrpc": "2.0", "id": 7, "result": ""})
-        self.assertTrue(self.box())
+        result = self.post_setup(payload).json()
+        self.assertEqual(result, {"jsonrpc": "2.0", "id": 7, "result": self.box()._get_channel()})
 
     def test_hostile_bodies(self):
         long_devices = {f"d{i}": PRINTER for i in range(501)}
@@ -170,8 +170,9 @@ class TestTokensOverHttp(IotHttpCase):
     """Admission and token binding with the genuine box's bytes over real HTTP."""
 
     def test_token_binding(self):
-        self.assertEqual(self.post_setup(box_payload(self.token)).json()["result"], "")
+        channel = self.post_setup(box_payload(self.token)).json()["result"]
         box = self.box()
+        self.assertEqual(channel, box._get_channel())
         old_token, new_token = self.token, self.Box._generate_pairing_token()
         for token, version in ((old_token, "L25.01-18.0#0000001"), (new_token, "L25.07-18.0#0000002")):
             with self.subTest(token=token):

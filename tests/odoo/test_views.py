@@ -60,7 +60,7 @@ class TestViewsLoad(IotCase):
         self.assertEqual(kanban.find("progressbar").get("field"), "update_status")
         card_fields = {node.get("name") for node in kanban.iter("field")}
         self.assertLessEqual(
-            {"name", "identifier", "image_version", "code_version", "last_contact", "update_advice", "update_status"},
+            {"name", "identifier", "image_version", "code_version", "last_seen", "update_advice", "update_status"},
             card_fields,
         )
 
@@ -226,12 +226,12 @@ class TestDashboard(IotCase):
 
     def test_offline_delay_setting_updates_statuses(self):
         box = self.fleet["fleet-up-to-date"]
-        box.last_contact = fields.Datetime.now() - timedelta(hours=5)
+        box.last_contact = fields.Datetime.now() - timedelta(hours=2)
         box.flush_recordset()
         self.assertEqual(box.update_status, "up_to_date")
-        settings = self.env["res.config.settings"].create({"iot_offline_delay_hours": 4})
+        settings = self.env["res.config.settings"].create({"iot_offline_delay_hours": 1})
         settings.execute()
-        self.assertEqual(self.env["ir.config_parameter"].get_param("iot_update.offline_delay_hours"), "4")
+        self.assertEqual(self.env["ir.config_parameter"].get_param("iot_update.offline_delay_hours"), "1")
         self.assertEqual(box.update_status, "offline")
         self.assertIn(box.name, self.names(self.filter_domain("offline")))
         self.env["res.config.settings"].create({"iot_offline_delay_hours": 6}).execute()
@@ -274,7 +274,7 @@ class TestSettings(IotCase):
         params.set_param("iot_update.event_retention_days", "30")
         settings = self.env["res.config.settings"].create({})
         self.assertEqual(settings.iot_pairing_token, self.token)
-        self.assertEqual(settings.iot_offline_delay_hours, 24)
+        self.assertEqual(settings.iot_offline_delay_hours, 3)
         self.assertEqual(settings.iot_image_feed_url, "http://127.0.0.1:9/images.txt")
         self.assertEqual(settings.iot_event_retention_days, 30)
         self.env["res.config.settings"].create(
@@ -289,7 +289,7 @@ class TestSettings(IotCase):
         admin = self.env.ref("base.user_admin")
         values = self.env["res.config.settings"].with_user(admin).onchange({}, [], spec)["value"]
         self.assertEqual(values["iot_pairing_token"], self.token)
-        self.assertEqual(values["iot_offline_delay_hours"], 24)
+        self.assertEqual(values["iot_offline_delay_hours"], 3)
         self.assertEqual(values["iot_event_retention_days"], 90)
 
     def test_generate_pairing_token(self):
