@@ -113,10 +113,13 @@ class BusServer:
                 notification_id = self.next_id
                 self.next_id += 1
             notification = [{"id": notification_id, "message": {"type": "print_confirmation", "payload": {}}}]
-            conn.sendall(frame(0x1, json.dumps(notification).encode()))
-            time.sleep(0.1)
-            conn.sendall(frame(0x8, struct.pack("!H", 1000)))  # close: "normal closure"
-            time.sleep(0.1)
+            try:
+                conn.sendall(frame(0x1, json.dumps(notification).encode()))
+                time.sleep(0.1)
+                conn.sendall(frame(0x8, struct.pack("!H", 1000)))  # close: "normal closure"
+                time.sleep(0.1)
+            except OSError:
+                pass  # the box was switched off meanwhile
 
     def close(self):
         self.sock.close()
