@@ -17,8 +17,8 @@ It prints one line per box and, for load runs (``--repeat`` > 1 or
 
 With ``--stay-on`` the boxes then stay on until Ctrl-C: each box whose check-in
 answered a channel keeps its websocket to the bus open and subscribed, as the
-genuine box of its style does (``bus.py``), except the boxes named with
-``--off`` (started, then switched off).
+genuine box of its style does (``bus.py``). Boxes named with ``--off`` are
+switched off: they neither start nor connect.
 """
 
 import argparse
@@ -212,11 +212,15 @@ def run(
     repeat=1,
     handlers=True,
     series=None,
+    off=(),
 ):
-    """Start ``boxes`` simulated boxes ``repeat`` times against ``url``; returns a :class:`Report`."""
+    """Start ``boxes`` simulated boxes ``repeat`` times against ``url``; returns a :class:`Report`.
+
+    The boxes named in ``off`` are switched off: they keep their identity but do nothing.
+    """
     url = url.rstrip("/")
     series = series or server_series(url) or "18.0"
-    fleet = plan_fleet(boxes, seed=seed, style=style, server_series=series)
+    fleet = [box for box in plan_fleet(boxes, seed=seed, style=style, server_series=series) if box.name not in off]
     state = load_state(state_file) if state_file else {}
     etags = dict(state.get("etags", {}))
     local = threading.local()
@@ -283,9 +287,7 @@ def parse_args(argv=None):
     parser.add_argument("--series", help="server series to simulate against (default: ask the server)")
     parser.add_argument("--no-handlers", dest="handlers", action="store_false", help="check in only")
     parser.add_argument("--stay-on", action="store_true", help="then keep each box's bus websocket open until Ctrl-C")
-    parser.add_argument(
-        "--off", default="", help="with --stay-on: comma-separated names of boxes switched off after their start"
-    )
+    parser.add_argument("--off", default="", help="comma-separated names of boxes that are off: they do nothing")
     parser.add_argument("--db", help="database name 19-style boxes log in to before connecting (GET /web/login?db=)")
     parser.add_argument(
         "--reconnect", type=float, default=RECONNECT, help="seconds before a box reconnects (default: %(default)s)"
@@ -300,6 +302,7 @@ def parse_args(argv=None):
 
 def main(argv=None, out=print):
     args = parse_args(argv)
+    args.off = {name.strip() for name in args.off.split(",") if name.strip()}
     report = run(
         args.url,
         args.token,
@@ -311,6 +314,7 @@ def main(argv=None, out=print):
         repeat=args.repeat,
         handlers=args.handlers,
         series=args.series,
+        off=args.off,
     )
     print_report(report, load=args.load or args.repeat > 1, out=out)
     if args.stay_on:
@@ -328,7 +332,6 @@ def _raise_stop(signum, frame):
 
 def stay_on(args, report, out=print, until=None):
     """Keep the boxes' websockets open until ``until`` is set (or a signal)."""
-    off = {name.strip() for name in args.off.split(",") if name.strip()}
     lock = threading.Lock()
 
     def events(link, what):
@@ -336,13 +339,13 @@ def stay_on(args, report, out=print, until=None):
             with lock:
                 out(f"{link.box.name:<28} bus: {what}")
 
-    pairs = [(r.box, r.setup.channel) for r in report.results if r.box.name not in off]
+    pairs = [(r.box, r.setup.channel) for r in report.results]
     links = keep_connected(args.url, pairs, db=args.db, reconnect=args.reconnect, events=events)
-    silent = [r.box.name for r in report.results if r.box.name not in off and not r.setup.channel]
+    silent = [r.box.name for r in report.results if not r.setup.channel]
     missing = wait_connected(links)
     out(
         f"{len(links) - len(missing)} boxes connected to the bus and subscribed; "
-        f"{len(off)} switched off ({', '.join(sorted(off)) or 'none'}); "
+        f"{len(args.off)} switched off ({', '.join(sorted(args.off)) or 'none'}); "
         f"{len(silent)} without a channel; {len(missing)} could not connect yet (they retry)"
     )
     if until is None:

@@ -224,10 +224,14 @@ def test_no_channel_no_websocket(server):
     assert links == []
 
 
-def test_stay_on_connects_all_but_the_switched_off_boxes(server):
+def test_stay_on_connects_every_box_with_a_channel(server):
     fleet = plan_fleet(4, seed=3)
-    results = [BoxResult(box, Call("/iot/setup", 200, 0.01, "ok", True, CHANNEL), None) for box in fleet]
-    args = SimpleNamespace(url=server.url, off=fleet[1].name, db=None, reconnect=5)
+    channels = [CHANNEL, CHANNEL, "", CHANNEL]
+    results = [
+        BoxResult(box, Call("/iot/setup", 200, 0.01, "ok", True, channel), None)
+        for box, channel in zip(fleet, channels, strict=True)
+    ]
+    args = SimpleNamespace(url=server.url, off={"sim-09-off"}, db=None, reconnect=5)
     until = threading.Event()
     lines = []
 
@@ -237,9 +241,12 @@ def test_stay_on_connects_all_but_the_switched_off_boxes(server):
 
     threading.Thread(target=stop_when_connected, daemon=True).start()
     links = stay_on(args, Report(results, [], 0.1, "18.0"), out=lines.append, until=until)
-    assert sorted(link.box.name for link in links) == sorted(box.name for box in fleet if box is not fleet[1])
+    assert [link.box.name for link in links] == [fleet[0].name, fleet[1].name, fleet[3].name]
     summary = next(line for line in lines if "connected to the bus" in line)
-    assert summary.startswith(f"3 boxes connected to the bus and subscribed; 1 switched off ({fleet[1].name})")
+    assert summary == (
+        "3 boxes connected to the bus and subscribed; 1 switched off (sim-09-off); "
+        "1 without a channel; 0 could not connect yet (they retry)"
+    )
     macs = {json.loads(text)["data"].get("mac_address") for text in server.frames}
-    assert fleet[1].mac not in macs
+    assert fleet[2].mac not in macs
     assert all(not link.is_alive() for link in links)
