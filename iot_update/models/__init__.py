@@ -7,5 +7,5 @@ from . import iot_handlers_bundle
 from . import iot_image_release
 from . import iot_image_requirement
 from . import iot_update_settings
-from . import res_config_settings
 from . import ir_websocket
+from . import res_config_settings
