@@ -85,10 +85,14 @@ class BusLink(threading.Thread):
         if self._stopping.is_set():  # switched off while reconnecting
             ws.close()
             return
-        ws.send(subscribe_message(self.box, self.channel, self.last))
+        ws.send(self.subscription())
         self.subscriptions += 1
         self.connected.set()
         self._event("subscribed")
+
+    def subscription(self):
+        """The text frame sent once connected."""
+        return subscribe_message(self.box, self.channel, self.last)
 
     def on_message(self, ws, message):
         try:
