@@ -201,6 +201,8 @@ def start_server(options, db, addons_path, port, workers, log):
         db,
         addons_path,
         f"--http-port={port}",
+        # The prefork server's gevent worker (websocket) gets a free port too.
+        f"--gevent-port={free_port()}",
         "--http-interface=127.0.0.1",
         f"--workers={workers}",
         "--max-cron-threads=0",
@@ -216,7 +218,7 @@ def start_server(options, db, addons_path, port, workers, log):
         try:
             if requests.get(url + "/web/health", timeout=2).status_code == 200:
                 return server, url
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or loading the registry
             pass
         time.sleep(0.5)
     server.terminate()
