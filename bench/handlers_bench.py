@@ -37,6 +37,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -201,6 +202,8 @@ def start_server(options, db, addons_path, port, workers, log):
         db,
         addons_path,
         f"--http-port={port}",
+        # The prefork server's gevent worker (websocket) gets a free port too.
+        f"--gevent-port={free_port()}",
         "--http-interface=127.0.0.1",
         f"--workers={workers}",
         "--max-cron-threads=0",
@@ -208,7 +211,19 @@ def start_server(options, db, addons_path, port, workers, log):
     )
     out = open(log, "a")  # closed with the process
     server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    try:
+        return wait_for_server(server, url_of(command), log)
+    except BaseException:
+        stop_server(server)  # never leave a server behind
+        raise
+
+
+def url_of(command):
+    port = next(arg for arg in command if arg.startswith("--http-port=")).split("=", 1)[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def wait_for_server(server, url, log):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -216,10 +231,9 @@ def start_server(options, db, addons_path, port, workers, log):
         try:
             if requests.get(url + "/web/health", timeout=2).status_code == 200:
                 return server, url
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or loading the registry
             pass
         time.sleep(0.5)
-    server.terminate()
     sys.exit(f"the server did not answer within 2 minutes, see {log}")
 
 
@@ -436,7 +450,12 @@ def say(message):
     print(f"[bench] {message}", flush=True)
 
 
+def _exit_on_sigterm(signum, frame):
+    sys.exit(143)  # runs the clean-up: server stopped, database dropped
+
+
 def main(argv=None):
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default=os.environ.get("IOT_UPDATE_TEST_DB", "iot_update_test") + "_bench")
     parser.add_argument(

@@ -14,12 +14,18 @@ Each box does what the genuine box software does at start:
 
 It prints one line per box and, for load runs (``--repeat`` > 1 or
 ``--load``), requests per second and p50/p95/p99 latency per endpoint.
+
+With ``--stay-on`` the boxes then stay on until Ctrl-C: each box whose check-in
+answered a channel keeps its websocket to the bus open and subscribed, as the
+genuine box of its style does (``bus.py``). Boxes named with ``--off`` are
+switched off: they neither start nor connect.
 """
 
 import argparse
 import io
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -30,6 +36,7 @@ from typing import NamedTuple
 
 import requests
 
+from .bus import RECONNECT, keep_connected, stop_all, wait_connected
 from .fleet import percentile, plan_fleet, setup_payload
 
 SETUP = "/iot/setup"
@@ -44,6 +51,7 @@ class Call(NamedTuple):
     seconds: float
     outcome: str
     ok: bool
+    channel: str = ""  # /iot/setup only: the bus channel it answered
 
 
 class BoxResult(NamedTuple):
@@ -105,7 +113,8 @@ def check_in(session, url, box, token):
     except ValueError:
         reply = None
     if response.status_code == 200 and isinstance(reply, dict) and "result" in reply:
-        return Call(SETUP, 200, seconds, f"answered 200 (channel {reply['result']!r})", True)
+        channel = reply["result"] if isinstance(reply["result"], str) else ""
+        return Call(SETUP, 200, seconds, f"answered 200 (channel {reply['result']!r})", True, channel)
     if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
         message = reply["error"].get("message", "")
         return Call(SETUP, response.status_code, seconds, f"error {response.status_code}: {message}", False)
@@ -203,11 +212,15 @@ def run(
     repeat=1,
     handlers=True,
     series=None,
+    off=(),
 ):
-    """Start ``boxes`` simulated boxes ``repeat`` times against ``url``; returns a :class:`Report`."""
+    """Start ``boxes`` simulated boxes ``repeat`` times against ``url``; returns a :class:`Report`.
+
+    The boxes named in ``off`` are switched off: they keep their identity but do nothing.
+    """
     url = url.rstrip("/")
     series = series or server_series(url) or "18.0"
-    fleet = plan_fleet(boxes, seed=seed, style=style, server_series=series)
+    fleet = [box for box in plan_fleet(boxes, seed=seed, style=style, server_series=series) if box.name not in off]
     state = load_state(state_file) if state_file else {}
     etags = dict(state.get("etags", {}))
     local = threading.local()
@@ -273,6 +286,12 @@ def parse_args(argv=None):
     parser.add_argument("--load", action="store_true", help="print requests/s and latency percentiles")
     parser.add_argument("--series", help="server series to simulate against (default: ask the server)")
     parser.add_argument("--no-handlers", dest="handlers", action="store_false", help="check in only")
+    parser.add_argument("--stay-on", action="store_true", help="then keep each box's bus websocket open until Ctrl-C")
+    parser.add_argument("--off", default="", help="comma-separated names of boxes that are off: they do nothing")
+    parser.add_argument("--db", help="database name 19-style boxes log in to before connecting (GET /web/login?db=)")
+    parser.add_argument(
+        "--reconnect", type=float, default=RECONNECT, help="seconds before a box reconnects (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("--token is required (or set IOTBOX_SIM_TOKEN)")
@@ -283,6 +302,7 @@ def parse_args(argv=None):
 
 def main(argv=None, out=print):
     args = parse_args(argv)
+    args.off = {name.strip() for name in args.off.split(",") if name.strip()}
     report = run(
         args.url,
         args.token,
@@ -294,9 +314,55 @@ def main(argv=None, out=print):
         repeat=args.repeat,
         handlers=args.handlers,
         series=args.series,
+        off=args.off,
     )
     print_report(report, load=args.load or args.repeat > 1, out=out)
+    if args.stay_on:
+        stay_on(args, report, out=out)
     return 0 if report.ok else 1
+
+
+class Stop(Exception):
+    """SIGTERM or SIGINT: the boxes are switched off."""
+
+
+def _raise_stop(signum, frame):
+    raise Stop
+
+
+def stay_on(args, report, out=print, until=None):
+    """Keep the boxes' websockets open until ``until`` is set (or a signal)."""
+    lock = threading.Lock()
+
+    def events(link, what):
+        if what != "subscribed" or link.subscriptions > 1:
+            with lock:
+                out(f"{link.box.name:<28} bus: {what}")
+
+    pairs = [(r.box, r.setup.channel) for r in report.results]
+    links = keep_connected(args.url, pairs, db=args.db, reconnect=args.reconnect, events=events)
+    silent = [r.box.name for r in report.results if not r.setup.channel]
+    missing = wait_connected(links)
+    out(
+        f"{len(links) - len(missing)} boxes connected to the bus and subscribed; "
+        f"{len(args.off)} switched off ({', '.join(sorted(args.off)) or 'none'}); "
+        f"{len(silent)} without a channel; {len(missing)} could not connect yet (they retry)"
+    )
+    if until is None:
+        until = threading.Event()
+        previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    else:
+        previous = {}
+    try:
+        while not until.wait(1):
+            pass
+    except Stop:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stop_all(links)
+    return links
 
 
 if __name__ == "__main__":

@@ -222,3 +222,19 @@ def test_main_check_in_only(server):
     assert main(["--url", server.url, "--token", "tok", "--boxes", "2", "--no-handlers"], lines.append) == 0
     assert {path for path, __, __ in server.requests} == {"/iot/setup", "/web/webclient/version_info"}
     assert lines[-1] == "2 boxes (server series saas~18.4), 0 failed check-ins"
+
+
+def test_check_in_keeps_the_channel_answered(server, session):
+    server.answers["/iot/setup"] = (200, {}, json.dumps({"jsonrpc": "2.0", "id": None, "result": "chan-1"}).encode())
+    assert check_in(session, server.url, BOX18, "tok").channel == "chan-1"
+    server.answers["/iot/setup"] = (200, {}, json.dumps({"jsonrpc": "2.0", "id": None, "result": None}).encode())
+    assert check_in(session, server.url, BOX18, "tok").channel == ""
+
+
+def test_boxes_that_are_off_do_nothing(server):
+    lines = []
+    argv = ["--url", server.url, "--token", "tok", "--boxes", "3", "--no-handlers", "--series", "18.0"]
+    assert main([*argv, "--off", "sim-01-linux-minimum, sim-07-nothing"], lines.append) == 0
+    names = sorted(json.loads(body)["params"]["iot_box"]["name"] for __, __, body in server.requests)
+    assert names == ["sim-00-linux-current", "sim-02-linux-old-image"]
+    assert lines[-1] == "2 boxes (server series 18.0), 0 failed check-ins"
