@@ -11,11 +11,10 @@ from datetime import timedelta
 from threading import Lock
 from unittest.mock import patch
 
-from odoo.addons.iot_update.tests.test_bus_liveness import BusCase
-
 from odoo import fields
 
 from odoo.addons.bus.websocket import Websocket
+from odoo.addons.iot_update.tests.test_bus_liveness import BusCase
 
 from iotbox_sim.bus import keep_connected, stop_all, wait_connected
 from iotbox_sim.cli import run
