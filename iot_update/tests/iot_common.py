@@ -5,13 +5,27 @@
 import json
 from datetime import timedelta
 
-from odoo import fields
+from odoo import SUPERUSER_ID, api, fields
 from odoo.tests import HttpCase, TransactionCase, tagged
 
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
 
 BOX_LOGGER = "odoo.addons.iot_update.models.iot_box"
 CONTROLLER_LOGGER = "odoo.addons.iot_update.controllers.iot_update"
+
+
+def thread_env(registry, cr):
+    """A superuser environment on ``cr`` for a thread of a test, as a server
+    worker would have one.
+
+    An environment finds its registry through ``Registry(dbname)``, which takes
+    the registries' lock; Odoo's own test runner holds that lock while it runs
+    the tests, so a thread would wait for it forever. The registry is given
+    here instead.
+    """
+    if cr.transaction is None:
+        cr.transaction = api.Transaction(registry)
+    return api.Environment(cr, SUPERUSER_ID, {})
 
 
 def box_payload(token, identifier="aa:bb:cc:dd:ee:01", version="L24.11-18.0#1a2b3c4", devices=None, **extra):

@@ -10,7 +10,7 @@ from odoo.tests.common import warmup
 
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
 
-from .iot_common import PRINTER, SCALE, IotCase, IotHttpCase, box_payload
+from .iot_common import PRINTER, SCALE, IotCase, IotHttpCase, box_payload, thread_env
 
 DEVICES = {"usb_printer": PRINTER, "serial_scale": SCALE}
 
@@ -77,7 +77,7 @@ class TestConcurrentCheckIns(IotCase):
         def worker(payload):
             try:
                 with self.registry.cursor() as cr:
-                    env = self.env(cr=cr, su=True)
+                    env = thread_env(self.registry, cr)
                     env.cr.execute("SELECT 1")  # every snapshot predates every write
                     barrier.wait(timeout=10)
                     setup = partial(env["iot.box"]._iot_setup, read_setup_payload(payload), "127.0.0.1")
