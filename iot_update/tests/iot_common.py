@@ -3,9 +3,11 @@
 """Shared fixtures of the Odoo-backed tests."""
 
 import json
+from contextlib import contextmanager
 from datetime import timedelta
 
-from odoo import SUPERUSER_ID, api, fields
+from odoo import fields
+from odoo.modules.registry import Registry
 from odoo.tests import HttpCase, TransactionCase, tagged
 
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
@@ -14,18 +16,26 @@ BOX_LOGGER = "odoo.addons.iot_update.models.iot_box"
 CONTROLLER_LOGGER = "odoo.addons.iot_update.controllers.iot_update"
 
 
-def thread_env(registry, cr):
-    """A superuser environment on ``cr`` for a thread of a test, as a server
-    worker would have one.
+@contextmanager
+def registry_lock_released():
+    """Let threads of a test open environments and retry transactions as
+    server workers do.
 
-    An environment finds its registry through ``Registry(dbname)``, which takes
-    the registries' lock; Odoo's own test runner holds that lock while it runs
-    the tests, so a thread would wait for it forever. The registry is given
-    here instead.
+    Both go through ``Registry(dbname)``, which takes the registries' lock.
+    Odoo's own test runner holds that lock while it runs the tests (pytest-odoo
+    does not), so a thread of a test would wait for it forever: the test's
+    thread gives it up for the block, and takes it back after.
     """
-    if cr.transaction is None:
-        cr.transaction = api.Transaction(registry)
-    return api.Environment(cr, SUPERUSER_ID, {})
+    lock = Registry._lock
+    held = 0
+    while lock._is_owned():
+        lock.release()
+        held += 1
+    try:
+        yield
+    finally:
+        for __ in range(held):
+            lock.acquire()
 
 
 def box_payload(token, identifier="aa:bb:cc:dd:ee:01", version="L24.11-18.0#1a2b3c4", devices=None, **extra):

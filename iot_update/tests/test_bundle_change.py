@@ -25,7 +25,7 @@ from odoo.addons.iot_update.tools.bundle import VARIANTS, build_bundle, scan
 from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
 
 from .handlers_common import HANDLERS, LINUX_VERSION, WINDOWS_VERSION, HandlersFolderMixin
-from .iot_common import IotCase, thread_env
+from .iot_common import IotCase, registry_lock_released
 
 #: A module installed after the fact: one more handler file, for every platform.
 NEW_MODULE_HANDLERS = {"drivers/NewModuleDriver.py": b"# a driver shipped by a newly installed module\n"}
@@ -337,7 +337,7 @@ class TestOncePerChange(BundleChangeMixin, IotCase):
         def worker():
             try:
                 with self.registry.cursor() as cr:
-                    thread_env(self.registry, cr)["iot.handlers.bundle"]._notice_bundle_change()
+                    self.env(cr=cr)["iot.handlers.bundle"]._notice_bundle_change()
             except Exception as error:
                 errors.append(error)
 
@@ -346,6 +346,7 @@ class TestOncePerChange(BundleChangeMixin, IotCase):
             patch.object(IotHandlersBundle, "_record_digests", record_together),
             patch.object(IotHandlersBundle, "_flag_handlers", counting_flag),
             self.assertNoLogs("odoo.sql_db", "ERROR"),
+            registry_lock_released(),
         ):
             for thread in threads:
                 thread.start()

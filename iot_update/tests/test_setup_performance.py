@@ -10,7 +10,7 @@ from odoo.tests.common import warmup
 
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
 
-from .iot_common import PRINTER, SCALE, IotCase, IotHttpCase, box_payload, thread_env
+from .iot_common import PRINTER, SCALE, IotCase, IotHttpCase, box_payload, registry_lock_released
 
 DEVICES = {"usb_printer": PRINTER, "serial_scale": SCALE}
 
@@ -77,7 +77,7 @@ class TestConcurrentCheckIns(IotCase):
         def worker(payload):
             try:
                 with self.registry.cursor() as cr:
-                    env = thread_env(self.registry, cr)
+                    env = self.env(cr=cr, su=True)
                     env.cr.execute("SELECT 1")  # every snapshot predates every write
                     barrier.wait(timeout=10)
                     setup = partial(env["iot.box"]._iot_setup, read_setup_payload(payload), "127.0.0.1")
@@ -86,10 +86,11 @@ class TestConcurrentCheckIns(IotCase):
                 errors.append(error)
 
         threads = [threading.Thread(target=worker, args=(payload,)) for payload in payloads]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        with registry_lock_released():
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
         self.assertEqual(errors, [])
         with self.registry.cursor() as cr:
             cr.execute(
