@@ -55,3 +55,17 @@ def test_log_problems_follow_ocas_checklog():
         "2026-11-30 1 ERROR db odoo.addons.iot_update.tests.test_views: FAIL: TestViews.test_list\n"
     )
     assert dev.log_problems(log) == log.splitlines()[3:]
+
+
+def test_the_test_run_ends_with_pytests_counts_read_from_its_report(tmp_path):
+    report = tmp_path / "report.xml"
+    report.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="9">'
+        '<testcase classname="a" name="ok"/><testcase classname="a" name="ok2"/>'
+        '<testcase classname="a" name="bad"><failure message="x"/></testcase>'
+        '<testcase classname="a" name="broken"><error message="x"/></testcase>'
+        '<testcase classname="a" name="later"><skipped message="x"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    assert dev.pytest_closing_line(report) == "pytest: 2 passed, 2 failed, 1 skipped"
+    assert dev.pytest_closing_line(tmp_path / "none.xml").startswith("pytest: 0 passed, 0 failed")
