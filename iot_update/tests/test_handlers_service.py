@@ -3,13 +3,17 @@
 """The handlers service: current digests, per-box tracking, history and its purge."""
 
 import os
+import re
+from contextlib import closing
 from datetime import datetime, timedelta
 from unittest.mock import patch
 
 from freezegun import freeze_time
 
 from odoo import fields
+from odoo.sql_db import Cursor
 from odoo.tests import warmup
+from odoo.tools import SQL
 
 from odoo.addons.iot_update.models.iot_box import IotBox
 from odoo.addons.iot_update.models.iot_handlers_bundle import DIGEST_PARAM, bundle_cache
@@ -256,6 +260,31 @@ class TestHandlersService(HandlersFolderMixin, IotCase):
             self.Event._cron_purge_events()
         unlink.assert_called_once()
         self.assertEqual(len(unlink.call_args.args[0]), 20)
+
+    def test_purge_finds_old_events_by_the_date_index(self):
+        """The purge removes one day's rows among the retention's (README,
+        "History at fleet size"): it finds them through the index on the
+        date, not by reading the whole history."""
+        statements = []
+        execute = Cursor.execute
+
+        def recording(cr, query, params=None, log_exceptions=True):
+            statements.append((query.code, query.params) if isinstance(query, SQL) else (query, params))
+            return execute(cr, query, params, log_exceptions)
+
+        with patch.object(Cursor, "execute", recording):
+            self.Event._cron_purge_events()
+        lookup = re.compile(r'\s*SELECT\b.*\bFROM "iot_box_event"', re.S)
+        selects = [SQL(code, *params) for code, params in statements if lookup.match(code)]
+        self.assertTrue(selects, "the purge looks the old events up")
+        # Rolled back: the setting ends with it. The test database's history is
+        # small: make any usable index cheaper than reading the table.
+        with closing(self.env.cr.savepoint(flush=False)):
+            self.env.cr.execute("SET LOCAL enable_seqscan TO off")
+            for select in selects:
+                self.env.cr.execute(SQL("EXPLAIN %s", select))
+                plan = "\n".join(row[0] for row in self.env.cr.fetchall())
+                self.assertIn("iot_box_event__date_index", plan, plan)
 
     def test_crons_exist(self):
         for xmlid, code in (
