@@ -133,11 +133,16 @@ class GenuineBox:
         self.client.start()
 
     def stop(self):
+        """Close the box's websocket until its thread ends: a close that comes
+        while ``run_forever`` is still connecting does not end it, so close
+        again until the loop reaches its sleep."""
         self.stopping.set()
-        ws = getattr(self.client, "ws", None)
-        if ws is not None:
-            ws.close(status=CloseCode.CLEAN)
-        self.client.join(WAIT)
+        deadline = time.monotonic() + 3 * WAIT
+        while self.client.is_alive() and time.monotonic() < deadline:
+            ws = getattr(self.client, "ws", None)
+            if ws is not None:
+                ws.close(status=CloseCode.CLEAN)
+            self.client.join(0.5)
         return not self.client.is_alive()
 
 
