@@ -57,7 +57,7 @@ import xmlrpc.client
 from pathlib import Path
 
 import requests
-from handlers_bench import CONFIG, drop_database, free_port, odoo_bin, pg_connect, read_config
+from handlers_bench import CONFIG, drop_database, free_port, odoo_bin, pg_connect, read_config, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -130,15 +130,6 @@ def wait_for_server(server, http_port, gevent_port):
             pass
         time.sleep(0.5)
     sys.exit(f"the server did not answer within 2 minutes, see {LOG}")
-
-
-def stop_server(server):
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 # ---------------------------------------------------------------------------
