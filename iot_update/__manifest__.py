@@ -3,7 +3,7 @@
 {
     "name": "IoT Box Updates",
     "summary": "Serve drivers to IoT boxes and see which boxes need an image, code or drivers update",
-    "version": "18.0.1.1.0",
+    "version": "18.0.1.2.0",
     "category": "Internet of Things (IoT)",
     "license": "LGPL-3",
     "author": "iot_update contributors",
@@ -21,6 +21,7 @@
         "views/iot_box_views.xml",
         "views/iot_device_views.xml",
         "views/iot_box_event_views.xml",
+        "views/iot_handlers_bundle_views.xml",
         "views/iot_image_requirement_views.xml",
         "views/iot_image_release_views.xml",
         "views/res_config_settings_views.xml",

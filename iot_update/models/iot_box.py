@@ -9,7 +9,7 @@ from datetime import timedelta
 import psycopg2.errors
 
 from odoo import api, fields, models, release
-from odoo.tools import SQL, consteq
+from odoo.tools import SQL, consteq, format_datetime
 from odoo.tools import hmac as odoo_hmac
 
 from ..tools.bundle import variant_for
@@ -48,6 +48,7 @@ FIND_FIELDS = [
     "last_contact",
     "last_seen_bus",
     "drivers_auto_update",
+    "canary",
     "handlers_digest",
     "company_id",
 ]
@@ -132,6 +133,11 @@ class IotBox(models.Model):
         "the 'Load handlers' button of its homepage still downloads them.",
     )
 
+    canary = fields.Boolean(
+        help="A canary box gets a held drivers bundle (a new one held back from the other boxes) "
+        "before it is released to all.",
+    )
+
     # Versions, read from what the box sends.
     version = fields.Char(readonly=True, copy=False, help="Version string the box sent, as it sent it.")
     platform = fields.Selection(
@@ -154,9 +160,21 @@ class IotBox(models.Model):
     handlers_digest = fields.Char(string="Last Bundle", readonly=True, copy=False)
     handlers_date = fields.Datetime(string="Last Bundle Date", readonly=True, copy=False)
     handlers_current_digest = fields.Char(
-        string="Current Bundle",
+        string="Due Bundle",
         compute="_compute_handlers_current_digest",
-        help="Bundle a box of this platform gets now.",
+        help="Digest of the bundle the box gets now: the held bundle of its platform for a canary box "
+        "while one is held, else the current one.",
+    )
+    handlers_bundle_id = fields.Many2one(
+        "iot.handlers.bundle",
+        string="Drivers Bundle",
+        compute="_compute_handlers_bundle",
+        help="The drivers bundle the box last received.",
+    )
+    handlers_summary = fields.Char(
+        string="Drivers",
+        compute="_compute_handlers_bundle",
+        help="Whether the box holds the drivers bundle it is due, or how far behind it is.",
     )
 
     # What the box needs: stored so that the dashboard filters and counts.
@@ -203,11 +221,52 @@ class IotBox(models.Model):
             else:
                 box.homepage_url = f"http://{box.ip}:8069"
 
-    @api.depends("platform")
+    @api.depends("platform", "canary")
     def _compute_handlers_current_digest(self):
-        digests = self.env["iot.handlers.bundle"].sudo()._current_digests() if self else {}
+        Bundle = self.env["iot.handlers.bundle"].sudo()
+        digests = Bundle._current_digests() if self else {}
+        held = Bundle._held_digests() if self else {}
         for box in self:
-            box.handlers_current_digest = digests.get(variant_for(box.platform))
+            variant = variant_for(box.platform)
+            box.handlers_current_digest = (box.canary and held.get(variant)) or digests.get(variant)
+
+    @api.depends("platform", "canary", "handlers_digest", "handlers_date")
+    @api.depends_context("lang", "tz")
+    def _compute_handlers_bundle(self):
+        digests = {digest for digest in self.mapped("handlers_digest") if digest}
+        digests |= {digest for digest in self.mapped("handlers_current_digest") if digest}
+        bundles = self.env["iot.handlers.bundle"].sudo().search([("digest", "in", list(digests))])
+        by_key = {(bundle.variant, bundle.digest): bundle for bundle in bundles}
+        for box in self:
+            variant = variant_for(box.platform)
+            held = by_key.get((variant, box.handlers_digest), self.env["iot.handlers.bundle"])
+            box.handlers_bundle_id = held
+            due = by_key.get((variant, box.handlers_current_digest))
+            box.handlers_summary = box._handlers_summary(held, due)
+
+    def _handlers_summary(self, held, due):
+        """The box's bundle in words: "Current", "N changes behind, received
+        <date>", or what else it holds."""
+        self.ensure_one()
+        if not self.handlers_digest:
+            return self.env._("No drivers received yet")
+        if self.handlers_digest == self.handlers_current_digest:
+            return self.env._("Current")
+        date = format_datetime(self.env, self.handlers_date, dt_format="short") if self.handlers_date else "?"
+        if not held:
+            return self.env._("Older bundle (unknown), received %(date)s", date=date)
+        behind, bundle = 0, due
+        while bundle and behind < 100:
+            if bundle == held:
+                if behind == 1:
+                    return self.env._("1 change behind, received %(date)s", date=date)
+                return self.env._("%(count)s changes behind, received %(date)s", count=behind, date=date)
+            bundle, behind = bundle.previous_id, behind + 1
+        if held.state == "withdrawn":
+            return self.env._("Withdrawn bundle, received %(date)s", date=date)
+        if held.state == "held":
+            return self.env._("Held bundle (not released), received %(date)s", date=date)
+        return self.env._("Another bundle, received %(date)s", date=date)
 
     @api.depends("last_contact", "last_seen_bus")
     def _compute_last_seen(self):
@@ -234,7 +293,7 @@ class IotBox(models.Model):
             box.code_version = parsed.series
             box.code_commit = parsed.commit
 
-    @api.depends("platform", "image_version", "code_version", "last_seen", "handlers_digest")
+    @api.depends("platform", "image_version", "code_version", "last_seen", "handlers_digest", "canary")
     def _compute_update_status(self):
         facts = self._update_facts()
         for box in self:
@@ -314,6 +373,7 @@ class IotBox(models.Model):
                 # The bundle a handlers request serves before its digest is recorded.
                 **self.env.context.get("iot_update_handlers_digests", {}),
             }
+            facts["held_digests"] = self.env["iot.handlers.bundle"]._held_digests()
         return facts
 
     def _parsed_version(self):
@@ -329,10 +389,15 @@ class IotBox(models.Model):
         )
 
     def _handlers_current(self, facts):
-        """True when the box holds the current handlers bundle of its platform."""
+        """True when the box holds the handlers bundle it is due: the held
+        bundle of its platform for a canary box while one is held, else the
+        current one."""
         self.ensure_one()
-        current = facts["handlers_digests"].get(variant_for(self.platform))
-        return bool(self.handlers_digest) and self.handlers_digest == current
+        variant = variant_for(self.platform)
+        due = facts["handlers_digests"].get(variant)
+        if self.canary and variant not in self.env.context.get("iot_update_handlers_digests", {}):
+            due = facts["held_digests"].get(variant) or due
+        return bool(self.handlers_digest) and self.handlers_digest == due
 
     def _update_advice(self, facts):
         self.ensure_one()

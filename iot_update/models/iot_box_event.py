@@ -39,7 +39,8 @@ class IotBoxEvent(models.Model):
         required=True,
     )
     version = fields.Char(help="Version the box reported.")
-    bundle_digest = fields.Char(help="SHA-256 of the handlers bundle delivered.")
+    # Indexed: a bundle's first and last deliveries are read from here.
+    bundle_digest = fields.Char(help="SHA-256 of the handlers bundle delivered.", index="btree_not_null")
     detail = fields.Char(help="Refusal reason or other detail.")
     remote_addr = fields.Char(string="Requesting Address", help="Address the request came from (may be a proxy).")
     company_id = fields.Many2one(related="box_id.company_id", store=True, index=True)
@@ -107,10 +108,12 @@ class IotBoxEvent(models.Model):
 
     @api.model
     def _cron_purge_events(self):
-        """Remove the events older than the retention delay."""
+        """Remove the events older than the retention delay, and the drivers
+        bundles retired before it that no box holds."""
         limit = fields.Datetime.now() - timedelta(days=self._get_retention_days())
         old = self.sudo().search([("date", "<", limit)])
         count = len(old)
         old.unlink()
         _logger.info("Purged %s IoT box events older than %s", count, limit)
+        self.env["iot.handlers.bundle"].sudo()._purge_bundles(limit)
         return count

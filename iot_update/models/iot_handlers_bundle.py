@@ -1,15 +1,21 @@
 # Copyright 2026 iot_update contributors
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import base64
+import hashlib
+import io
 import logging
 import os
 import threading
+import zipfile
+from collections import OrderedDict
 from typing import NamedTuple
 
 import psycopg2.errors
 
-from odoo import api, models
+from odoo import api, fields, models
+from odoo.exceptions import AccessError, UserError
 from odoo.modules.module import get_module_path
-from odoo.tools import SQL
+from odoo.tools import SQL, format_datetime
 
 from ..tools.bundle import VARIANTS, Bundle, BundleCache, build_bundle, scan, variant_for
 from ..tools.handlers_request import etag_matches
@@ -18,17 +24,33 @@ _logger = logging.getLogger(__name__)
 
 #: Modules holding the standard drivers: never installed on a server, found by path.
 STANDARD_DRIVER_MODULES = ("hw_drivers", "iot_drivers")
-#: System parameter holding the current digest of a bundle variant.
+#: System parameter holding the current digest of a bundle variant: the
+#: bundle every box of the variant is due, canaries aside.
 DIGEST_PARAM = "iot_update.handlers_digest.%s"
+#: System parameter holding the digest of the held bundle of a variant, the
+#: one canary boxes are due (absent or empty when none is held).
+HELD_PARAM = "iot_update.handlers_held.%s"
+#: System parameter holding the digest of the last bundle of a variant built
+#: from the handler folders and recorded (after a roll back, not the current one).
+NOTICED_PARAM = "iot_update.handlers_noticed.%s"
 #: System parameter holding the fingerprint of the handler folders the digests were built from.
 FINGERPRINT_PARAM = "iot_update.handlers_fingerprint"
+#: System parameter: "True" when a new bundle is held back for the canary boxes.
+HOLD_PARAM = "iot_update.hold_bundles"
 #: Box platforms served by each variant (False: a box whose version was never read).
 VARIANT_PLATFORMS = {"linux": ["linux"], "windows": ["windows"], "all": ["test", "unknown", False]}
+#: States of a bundle a box may be served.
+SERVED_STATES = ("held", "current")
 
 #: Bundles of this process, shared by its threads and databases.
 bundle_cache = BundleCache()
 #: ``(database, variant, digest)`` of the changes this process asked the cron to record.
 _triggered = set()
+#: Bundles read from their records (a held or previous one the folders no
+#: longer build), by ``(database, variant, digest)``: immutable, hence kept.
+_stored_bundles = OrderedDict()
+_stored_lock = threading.Lock()
+STORED_BUNDLES_KEPT = 12
 
 
 class HandlersAnswer(NamedTuple):
@@ -39,9 +61,294 @@ class HandlersAnswer(NamedTuple):
     reason: str = ""
 
 
-class IotHandlersBundle(models.AbstractModel):
+def variant_domain(variant):
+    """Domain of the boxes a bundle of ``variant`` is for."""
+    platforms = VARIANT_PLATFORMS[variant]
+    if False in platforms:
+        return ["|", ("platform", "in", [platform for platform in platforms if platform]), ("platform", "=", False)]
+    return [("platform", "in", platforms)]
+
+
+def zip_files(data):
+    """``{entry: (sha256, size)}`` of the files of the zip ``data``."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        files = {}
+        for info in archive.infolist():
+            content = archive.read(info)
+            files[info.filename] = (hashlib.sha256(content).hexdigest(), len(content))
+        return files
+
+
+class IotHandlersBundle(models.Model):
+    """A drivers bundle the server built from the handler folders: one
+    record per bundle and platform variant, with its files, what changed since
+    the previous one, its bytes (kept while a box may still be served them)
+    and its place in the roll-out.
+
+    The model also holds the service methods of the handlers route
+    (``_serve_handlers``) and of noticing a bundle change.
+    """
+
     _name = "iot.handlers.bundle"
-    _description = "IoT Handlers Bundle"
+    _description = "IoT Drivers Bundle"
+    _order = "noticed_date desc, id desc"
+    _rec_names_search = ["digest"]
+
+    digest = fields.Char(required=True, readonly=True, index=True, help="SHA-256 of the bundle: its ETag.")
+    variant = fields.Selection(
+        [("linux", "IoT Box (Linux)"), ("windows", "Windows virtual IoT"), ("all", "Other boxes")],
+        string="Platform",
+        required=True,
+        readonly=True,
+        help="Boxes the bundle is built for: Linux boxes, Windows virtual IoT, or the others "
+        "(test machines, boxes whose version is unknown), which get every file.",
+    )
+    state = fields.Selection(
+        [
+            ("held", "Held (canary boxes)"),
+            ("current", "Current"),
+            ("superseded", "Superseded"),
+            ("withdrawn", "Withdrawn"),
+        ],
+        required=True,
+        readonly=True,
+        index=True,
+        default="current",
+        help="Held: only canary boxes get it. Current: every other box gets it. Superseded: replaced by a "
+        "newer current bundle. Withdrawn: rolled back, or replaced before it was released.",
+    )
+    previous_id = fields.Many2one(
+        "iot.handlers.bundle",
+        string="Previous Bundle",
+        readonly=True,
+        ondelete="set null",
+        help="The bundle of the same platform this one followed; what changed is counted from it.",
+    )
+    noticed_date = fields.Datetime(
+        string="Noticed", required=True, readonly=True, default=fields.Datetime.now, index=True
+    )
+    retired_date = fields.Datetime(
+        string="Retired", readonly=True, help="When the bundle was superseded or withdrawn."
+    )
+    first_served_date = fields.Datetime(
+        string="First Served",
+        compute="_compute_served_dates",
+        help="First delivery of the bundle kept in the box history.",
+    )
+    last_served_date = fields.Datetime(
+        string="Last Served",
+        compute="_compute_served_dates",
+        help="Last delivery (or 'not modified' answer) of the bundle kept in the box history.",
+    )
+    file_count = fields.Integer(string="Files", readonly=True)
+    size = fields.Integer(string="Size (bytes)", readonly=True, help="Size of the zip the boxes download.")
+    data = fields.Binary(string="Bundle", attachment=True, readonly=True, help="The zip the boxes download.")
+    file_ids = fields.One2many("iot.handlers.bundle.file", "bundle_id", string="Files of the Bundle", readonly=True)
+    change_ids = fields.One2many("iot.handlers.bundle.change", "bundle_id", string="Changes", readonly=True)
+    change_count = fields.Integer(string="Changed Files", readonly=True)
+    box_count = fields.Integer(string="Boxes Holding", compute="_compute_box_counts")
+    platform_box_count = fields.Integer(string="Boxes of its Platform", compute="_compute_box_counts")
+    rollout_progress = fields.Float(
+        string="Roll-out",
+        compute="_compute_box_counts",
+        help="Share of the boxes of its platform holding the bundle.",
+    )
+    older_box_count = fields.Integer(string="Boxes on Another Bundle", compute="_compute_box_counts")
+    older_box_ids = fields.Many2many(
+        "iot.box",
+        string="Boxes Not Holding It",
+        compute="_compute_older_box_ids",
+        help="Boxes of its platform that do not hold this bundle (up to 200 are listed).",
+    )
+
+    _sql_constraints = [
+        ("variant_digest_unique", "unique(variant, digest)", "A bundle is recorded once per platform."),
+    ]
+
+    # ------------------------------------------------------------------
+    # Computes
+    # ------------------------------------------------------------------
+
+    @api.depends("variant", "noticed_date", "digest")
+    def _compute_display_name(self):
+        labels = dict(self._fields["variant"]._description_selection(self.env))
+        for bundle in self:
+            if not bundle.digest:
+                bundle.display_name = False
+                continue
+            bundle.display_name = self.env._(
+                "%(platform)s, %(date)s (%(digest)s)",
+                platform=labels.get(bundle.variant, bundle.variant),
+                date=format_datetime(self.env, bundle.noticed_date, dt_format="short"),
+                digest=bundle.digest[:8],
+            )
+
+    def _compute_served_dates(self):
+        Event = self.env["iot.box.event"].sudo()
+        rows = Event._read_group(
+            [("bundle_digest", "in", [digest for digest in self.mapped("digest") if digest])],
+            ["bundle_digest"],
+            ["date:min", "date:max"],
+        )
+        dates = {digest: (first, last) for digest, first, last in rows}
+        for bundle in self:
+            bundle.first_served_date, bundle.last_served_date = dates.get(bundle.digest, (False, False))
+
+    def _compute_box_counts(self):
+        Box = self.env["iot.box"]
+        for bundle in self:
+            if not bundle.digest:
+                bundle.update({"box_count": 0, "platform_box_count": 0, "rollout_progress": 0.0})
+                bundle.older_box_count = 0
+                continue
+            platform = variant_domain(bundle.variant)
+            counts = dict(
+                Box._read_group(platform, ["handlers_digest"], ["__count"]),
+            )
+            total = sum(counts.values())
+            holding = counts.get(bundle.digest, 0)
+            bundle.box_count = holding
+            bundle.platform_box_count = total
+            bundle.rollout_progress = 100.0 * holding / total if total else 0.0
+            bundle.older_box_count = total - holding
+
+    def _compute_older_box_ids(self):
+        for bundle in self:
+            bundle.older_box_ids = (
+                self.env["iot.box"].search(bundle._older_boxes_domain(), limit=200) if bundle.digest else False
+            )
+
+    def _older_boxes_domain(self):
+        self.ensure_one()
+        return [*variant_domain(self.variant), ("handlers_digest", "!=", self.digest)]
+
+    # ------------------------------------------------------------------
+    # Actions (IoT administrators)
+    # ------------------------------------------------------------------
+
+    def _check_iot_admin(self):
+        if not self.env.is_superuser() and not self.env.user.has_group("iot_update.group_iot_admin"):
+            raise AccessError(self.env._("Only IoT administrators can release or roll back a drivers bundle."))
+
+    def action_release(self):
+        """Release to all: the held bundle becomes the current one of its
+        platform, the current one is superseded; the fleet is flagged once."""
+        self._check_iot_admin()
+        self.ensure_one()
+        bundle = self.sudo()
+        if bundle.state != "held":
+            raise UserError(self.env._("Only a held bundle can be released."))
+        bundle._lock_variant(bundle.variant)
+        current = bundle._variant_bundle(bundle.variant, "current")
+        current._retire("superseded")
+        vals = {"state": "current"}
+        if current and bundle.previous_id != current:
+            vals["previous_id"] = current.id
+        bundle.write(vals)
+        if "previous_id" in vals:
+            bundle._record_changes()
+        boxes = bundle._apply_rollout(bundle.variant)
+        _logger.info(
+            "IoT drivers bundle %s %s released to all by user %s: %s boxes flagged",
+            bundle.variant,
+            bundle.digest,
+            self.env.uid,
+            len(boxes),
+        )
+        return True
+
+    def action_roll_back(self):
+        """Roll back: the current bundle is withdrawn and its previous one is
+        current again, served from its stored bytes."""
+        self._check_iot_admin()
+        self.ensure_one()
+        bundle = self.sudo()
+        if bundle.state != "current":
+            raise UserError(self.env._("Only the current bundle can be rolled back."))
+        previous = bundle.previous_id
+        if not previous or not previous.data:
+            raise UserError(self.env._("This bundle has no previous bundle to return to."))
+        bundle._lock_variant(bundle.variant)
+        bundle._retire("withdrawn")
+        previous.write({"state": "current", "retired_date": False})
+        boxes = bundle._apply_rollout(bundle.variant)
+        _logger.info(
+            "IoT drivers bundle %s %s rolled back to %s by user %s: %s boxes flagged",
+            bundle.variant,
+            bundle.digest,
+            previous.digest,
+            self.env.uid,
+            len(boxes),
+        )
+        return True
+
+    def action_view_older_boxes(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Boxes on another bundle"),
+            "res_model": "iot.box",
+            "view_mode": "list,form",
+            "views": [(False, "list"), (False, "form")],
+            "domain": self._older_boxes_domain(),
+            "context": {"create": False},
+        }
+
+    def action_view_holding_boxes(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Boxes holding this bundle"),
+            "res_model": "iot.box",
+            "view_mode": "list,form",
+            "views": [(False, "list"), (False, "form")],
+            "domain": [*variant_domain(self.variant), ("handlers_digest", "=", self.digest)],
+            "context": {"create": False},
+        }
+
+    # ------------------------------------------------------------------
+    # The roll-out: states, parameters, flags
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _variant_bundle(self, variant, state):
+        return self.sudo().search([("variant", "=", variant), ("state", "=", state)], limit=1)
+
+    @api.model
+    def _lock_variant(self, variant):
+        """Serialize the changes of a variant's roll-out (a release, a roll
+        back and a noticed change at once)."""
+        self.env.cr.execute(
+            "SELECT id FROM iot_handlers_bundle WHERE variant = %s AND state IN %s FOR UPDATE",
+            [variant, SERVED_STATES],
+        )
+
+    def _retire(self, state):
+        if self:
+            self.write({"state": state, "retired_date": fields.Datetime.now()})
+
+    @api.model
+    def _hold_enabled(self):
+        return self.env["ir.config_parameter"].sudo().get_param(HOLD_PARAM) == "True"
+
+    @api.model
+    def _apply_rollout(self, variant):
+        """Record the current and held digests of ``variant`` in the system
+        parameters (read by every worker at no cost) and flag its boxes."""
+        current = self._variant_bundle(variant, "current")
+        held = self._variant_bundle(variant, "held")
+        params = self.env["ir.config_parameter"].sudo()
+        if current:
+            params.set_param(DIGEST_PARAM % variant, current.digest)
+        params.set_param(HELD_PARAM % variant, held.digest or False)
+        self.env["iot.box"].invalidate_model()
+        return self._flag_handlers(variant, current.digest or params.get_param(DIGEST_PARAM % variant), held.digest)
+
+    @api.model
+    def _due_digests(self, variant):
+        """``(current, held)`` digests of ``variant`` (held: None when none)."""
+        params = self.env["ir.config_parameter"].sudo()
+        return params.get_param(DIGEST_PARAM % variant), params.get_param(HELD_PARAM % variant) or None
 
     # ------------------------------------------------------------------
     # The bundle
@@ -62,8 +369,22 @@ class IotHandlersBundle(models.AbstractModel):
         return roots
 
     @api.model
+    def _entry_modules(self, roots, files):
+        """``{entry: module}`` of the handler ``files`` (from ``scan(roots)``):
+        the module is the folder holding the ``iot_handlers`` root."""
+        modules = {
+            os.path.realpath(root): os.path.basename(os.path.dirname(os.path.normpath(root))) for root in roots
+        }
+        entries = {}
+        for handler in files:
+            root = os.path.dirname(os.path.dirname(handler.path))
+            entries[handler.entry] = modules.get(root) or os.path.basename(os.path.dirname(root))
+        return entries
+
+    @api.model
     def _get_bundle(self, variant="all"):
-        """The current bundle of ``variant``, from this process's cache.
+        """The bundle of ``variant`` built from the handler folders as they
+        are, from this process's cache.
 
         The cache slot is keyed by the registry (a new one is loaded when a
         module is installed, upgraded or uninstalled) and its sequence; handler
@@ -75,7 +396,8 @@ class IotHandlersBundle(models.AbstractModel):
 
     @api.model
     def _current_digests(self):
-        """``{variant: digest}`` of the bundles boxes should hold.
+        """``{variant: digest}`` of the current bundles (what every box but
+        the canaries of a held bundle should hold).
 
         Read from system parameters (the same for every worker); a variant no
         request has built yet is built here.
@@ -85,6 +407,34 @@ class IotHandlersBundle(models.AbstractModel):
             variant: params.get_param(DIGEST_PARAM % variant) or self._get_bundle(variant).digest
             for variant in VARIANTS
         }
+
+    @api.model
+    def _held_digests(self):
+        """``{variant: digest}`` of the held bundles (variants holding none left out)."""
+        params = self.env["ir.config_parameter"].sudo()
+        held = {variant: params.get_param(HELD_PARAM % variant) for variant in VARIANTS}
+        return {variant: digest for variant, digest in held.items() if digest}
+
+    @api.model
+    def _stored_bundle(self, variant, digest):
+        """The :class:`Bundle` of the record ``(variant, digest)``, from its
+        stored bytes (this process keeps the last few), or None."""
+        key = (self.env.cr.dbname, variant, digest)
+        with _stored_lock:
+            bundle = _stored_bundles.get(key)
+            if bundle is not None:
+                _stored_bundles.move_to_end(key)
+                return bundle
+        record = self.sudo().search([("variant", "=", variant), ("digest", "=", digest)], limit=1)
+        data = record.data and base64.b64decode(record.data)
+        if not data or hashlib.sha256(data).hexdigest() != digest:
+            return None
+        bundle = Bundle(data, digest, variant, tuple(sorted(zip_files(data))))
+        with _stored_lock:
+            _stored_bundles[key] = bundle
+            while len(_stored_bundles) > STORED_BUNDLES_KEPT:
+                _stored_bundles.popitem(last=False)
+        return bundle
 
     # ------------------------------------------------------------------
     # Noticing a bundle change: at registry load and by the cron
@@ -109,21 +459,24 @@ class IotHandlersBundle(models.AbstractModel):
 
     @api.model
     def _notice_bundle_change(self):
-        """Make the bundles built from the handler folders as they are now the
-        current ones, flagging the boxes that hold another one.
+        """Record the bundles built from the handler folders as they are now:
+        each new one becomes the current bundle of its variant (or the held
+        one, when new bundles are held), and the boxes are flagged.
 
         The folders' fingerprint (names, sizes and dates of the files) is
         compared first: when it is the one recorded, nothing is built and
         nothing written. Returns ``{variant: boxes whose flags changed}`` for
-        the variants whose digest this call recorded.
+        the variants whose bundle this call recorded.
         """
-        sources = scan(self._handler_roots())
+        roots = self._handler_roots()
+        sources = scan(roots)
         params = self.env["ir.config_parameter"].sudo()
         if params.get_param(FINGERPRINT_PARAM) == sources.fingerprint:
             return {}
-        digests = {variant: build_bundle(sources.files, variant).digest for variant in VARIANTS}
+        bundles = {variant: build_bundle(sources.files, variant) for variant in VARIANTS}
+        modules = self._entry_modules(roots, sources.files)
         if not self._use_own_transaction():
-            changed = self._record_digests(digests, sources.fingerprint)
+            changed = self._record_digests(bundles, sources.fingerprint, modules)
         else:
             # In a transaction of its own, reading what is committed now: the
             # caller's snapshot (a registry being loaded, a cron) may predate
@@ -136,7 +489,7 @@ class IotHandlersBundle(models.AbstractModel):
                     # would wait for (an upgrade altering iot_box): give up
                     # then, and leave it to the cron once the caller is done.
                     cr.execute("SET LOCAL lock_timeout = '10s'")
-                    changed = self.with_env(self.env(cr=cr))._record_digests(digests, sources.fingerprint)
+                    changed = self.with_env(self.env(cr=cr))._record_digests(bundles, sources.fingerprint, modules)
             except psycopg2.errors.LockNotAvailable:
                 _logger.info("IoT handlers bundle change left to the cron: its rows are locked")
                 self._trigger_sync()
@@ -144,6 +497,7 @@ class IotHandlersBundle(models.AbstractModel):
         self.env.registry.clear_cache()  # get_param's cache
         self.env["ir.config_parameter"].invalidate_model(["value"])
         self.env["iot.box"].invalidate_model()
+        self.invalidate_model()
         return changed
 
     @api.model
@@ -152,28 +506,104 @@ class IotHandlersBundle(models.AbstractModel):
         return not (self.env.registry.in_test_mode() or getattr(threading.current_thread(), "testing", False))
 
     @api.model
-    def _record_digests(self, digests, fingerprint):
-        """Record ``{variant: digest}`` as current, and flag the boxes of each
-        variant whose digest this transaction changed.
+    def _record_digests(self, bundles, fingerprint, modules=None):
+        """Record the ``{variant: Bundle}`` built from the folders, and flag
+        the boxes of each variant whose bundle this transaction recorded.
 
-        Each digest parameter is changed by a conditional UPDATE: of
-        concurrent transactions recording the same digest, only the first
-        changes the row (the others, in READ COMMITTED, find it changed and
-        update nothing), so the fleet is flagged once per change.
+        Each noticed digest is claimed by a conditional UPDATE: of concurrent
+        transactions recording the same bundle, only the first changes the
+        row (the others, in READ COMMITTED, find it changed and update
+        nothing), so the bundle is recorded and the fleet flagged once per
+        change.
         """
         changed = {}
-        for variant, digest in digests.items():
-            if self._claim_param(DIGEST_PARAM % variant, digest):
-                boxes = self._flag_handlers(variant, digest)
+        for variant, bundle in bundles.items():
+            if self._claim_param(NOTICED_PARAM % variant, bundle.digest):
+                record = self._take_bundle(bundle, modules or {})
+                boxes = self._apply_rollout(variant)
                 changed[variant] = boxes
                 _logger.info(
-                    "IoT handlers bundle %s is now %s: handlers flag or status changed on %s boxes",
+                    "IoT handlers bundle %s %s noticed (%s): handlers flag or status changed on %s boxes",
                     variant,
-                    digest,
+                    bundle.digest,
+                    record.state,
                     len(boxes),
                 )
         self._claim_param(FINGERPRINT_PARAM, fingerprint)
         return changed
+
+    @api.model
+    def _take_bundle(self, bundle, modules):
+        """Record the ``bundle`` built from the folders of its variant: it
+        becomes the held one when new bundles are held (and a current one
+        exists), else the current one. A bundle held before it is withdrawn."""
+        records = self.sudo()
+        variant = bundle.variant
+        records._lock_variant(variant)
+        record = records.search([("variant", "=", variant), ("digest", "=", bundle.digest)], limit=1)
+        current = records._variant_bundle(variant, "current")
+        held = records._variant_bundle(variant, "held")
+        if record and record == current:
+            # The folders build the current bundle again: a held one is dropped.
+            (held - record)._retire("withdrawn")
+            return record
+        state = "held" if current and records._hold_enabled() else "current"
+        (held - record)._retire("withdrawn")
+        if state == "current":
+            current._retire("superseded")
+        vals = {"state": state, "retired_date": False}
+        if not record:
+            record = records.create(
+                [{**vals, **records._bundle_values(bundle, modules), "previous_id": current.id or False}]
+            )
+            record._record_changes()
+        else:
+            record.write({**vals, "previous_id": current.id or False})
+            record._record_changes()
+        return record
+
+    @api.model
+    def _bundle_values(self, bundle, modules):
+        files = zip_files(bundle.data)
+        return {
+            "variant": bundle.variant,
+            "digest": bundle.digest,
+            "data": base64.b64encode(bundle.data),
+            "size": len(bundle.data),
+            "file_count": len(files),
+            "file_ids": [
+                fields.Command.create({"path": path, "sha256": sha256, "size": size, "module": modules.get(path)})
+                for path, (sha256, size) in sorted(files.items())
+            ],
+        }
+
+    def _record_changes(self):
+        """Record the files added, removed and changed since the previous bundle."""
+        for bundle in self:
+            new = {line.path: line for line in bundle.file_ids}
+            old = {line.path: line for line in bundle.previous_id.file_ids}
+            commands = [fields.Command.clear()]
+            for path in sorted(set(new) | set(old)):
+                if path not in old:
+                    change, line = "added", new[path]
+                elif path not in new:
+                    change, line = "removed", old[path]
+                elif new[path].sha256 != old[path].sha256:
+                    change, line = "changed", new[path]
+                else:
+                    continue
+                commands.append(
+                    fields.Command.create(
+                        {
+                            "path": path,
+                            "module": line.module,
+                            "change": change,
+                            "size": new[path].size if path in new else 0,
+                            "previous_size": old[path].size if path in old else 0,
+                        }
+                    )
+                )
+            bundle.write({"change_ids": commands, "change_count": len(commands) - 1})
 
     @api.model
     def _claim_param(self, key, value):
@@ -211,14 +641,16 @@ class IotHandlersBundle(models.AbstractModel):
         return bool(cr.rowcount)
 
     @api.model
-    def _flag_handlers(self, variant, digest):
-        """Set the handlers flag and status of the boxes of ``variant`` for
-        the current ``digest``, in one UPDATE, as ``_compute_update_status``
-        would (worst status first: offline, image upgrade required, code
-        update pending, handlers outdated, up to date).
+    def _flag_handlers(self, variant, digest, held=None):
+        """Set the handlers flag and status of the boxes of ``variant`` in
+        one UPDATE, as ``_compute_update_status`` would (worst status first:
+        offline, image upgrade required, code update pending, handlers
+        outdated, up to date).
 
-        Only the handlers part of a status changes; the other flags are read
-        as stored. Returns the boxes whose flag or status changed.
+        A box is due the current ``digest``, or the ``held`` one if it is a
+        canary and a bundle is held. Only the handlers part of a status
+        changes; the other flags are read as stored. Returns the boxes whose
+        flag or status changed.
         """
         Box = self.env["iot.box"]
         Box.flush_model()
@@ -226,7 +658,8 @@ class IotHandlersBundle(models.AbstractModel):
         platform = SQL("platform IN %s", tuple(platforms))
         if False in VARIANT_PLATFORMS[variant]:
             platform = SQL("(%s OR platform IS NULL)", platform)
-        outdated = SQL("(handlers_digest IS DISTINCT FROM %s)", digest)
+        due = SQL("(CASE WHEN canary THEN %s ELSE %s END)", held or digest, digest) if held else SQL("%s", digest)
+        outdated = SQL("(handlers_digest IS DISTINCT FROM %s)", due)
         status = SQL(
             """(CASE WHEN is_offline THEN 'offline'
                     WHEN needs_image_upgrade THEN 'image_required'
@@ -256,8 +689,8 @@ class IotHandlersBundle(models.AbstractModel):
 
     @api.model
     def _bundle_changed_here(self, bundle):
-        """This process serves ``bundle``, whose digest is not the recorded
-        one: have the cron record it soon (once per process and bundle)."""
+        """This process builds ``bundle``, which is not the last one
+        recorded: have the cron record it soon (once per process and bundle)."""
         key = (self.env.cr.dbname, bundle.variant, bundle.digest)
         if key in _triggered:
             return
@@ -271,6 +704,30 @@ class IotHandlersBundle(models.AbstractModel):
             cron.sudo()._trigger()
 
     # ------------------------------------------------------------------
+    # Retention
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _purge_bundles(self, before):
+        """Remove, with their bytes, the bundles retired before ``before``
+        that no box holds. Never the current or held ones, nor the previous
+        bundle of a current one (what a roll back returns to)."""
+        records = self.sudo()
+        candidates = records.search([("state", "not in", SERVED_STATES), ("retired_date", "<", before)])
+        kept = records.search([("state", "=", "current")]).previous_id
+        candidates -= kept
+        purged = records.browse()
+        Box = self.env["iot.box"].sudo().with_context(active_test=False)
+        for bundle in candidates:
+            if not Box.search_count([*variant_domain(bundle.variant), ("handlers_digest", "=", bundle.digest)], limit=1):
+                purged |= bundle
+        count = len(purged)
+        purged.unlink()
+        if count:
+            _logger.info("Purged %s IoT drivers bundles retired before %s", count, before)
+        return count
+
+    # ------------------------------------------------------------------
     # POST /iot/get_handlers
     # ------------------------------------------------------------------
 
@@ -278,9 +735,11 @@ class IotHandlersBundle(models.AbstractModel):
     def _serve_handlers(self, handlers_request, if_none_match=None, remote_addr=None):
         """Answer a box asking for its handlers (a ``HandlersRequest``).
 
-        A known box gets the bundle of its platform, unless it asks on its own
-        (``auto``) while its automatic drivers update is off; a box that sends
-        the digest it holds gets "not modified". Every answer is recorded.
+        A known box gets the bundle its roll-out says (the held bundle of its
+        platform for a canary box while one is held, else the current one),
+        unless it asks on its own (``auto``) while its automatic drivers
+        update is off; a box that sends the digest it is due gets "not
+        modified". Every answer is recorded.
         """
         Event = self.env["iot.box.event"].sudo()
         box = self.env["iot.box"].sudo()._find_box(handlers_request.box_key, handlers_request.mac)
@@ -300,12 +759,11 @@ class IotHandlersBundle(models.AbstractModel):
             return HandlersAnswer("refusal", None, reason)
 
         variant = variant_for(box.platform)
-        bundle = self._get_bundle(variant)
-        params = self.env["ir.config_parameter"].sudo()
-        if params.get_param(DIGEST_PARAM % variant) != bundle.digest:
-            # A change this process saw first: the cron flags the fleet; this
-            # box's own status is worked out against the bundle it gets.
-            self._bundle_changed_here(bundle)
+        bundle, recorded = self._due_bundle(box, variant)
+        if not recorded:
+            # A change this process saw first, served before it is recorded:
+            # the cron flags the fleet; this box's own status is worked out
+            # against the bundle it gets.
             box = box.with_context(iot_update_handlers_digests={variant: bundle.digest})
         event.update(version=box.version, bundle_digest=bundle.digest)
         if etag_matches(if_none_match, bundle.digest):
@@ -320,3 +778,62 @@ class IotHandlersBundle(models.AbstractModel):
             box._refresh_update_status()
         Event._record("delivery", box, detail="automatic" if handlers_request.auto else "on demand", **event)
         return HandlersAnswer("delivery", bundle)
+
+    @api.model
+    def _due_bundle(self, box, variant):
+        """``(bundle, recorded)``: the bundle ``box`` (of ``variant``) is
+        due, the held one for a canary while one is held, else the current
+        one. The bytes come from the folders when they build it, else from
+        the bundle's record. Costs no query but on a process's first
+        serving of a stored bundle.
+
+        The folders are compared with the last bundle *noticed* (recorded
+        from them), not with the due one: after a roll back they still build
+        the withdrawn bundle, which is not a change. A bundle they build that
+        is not recorded yet (``recorded`` False) is served at once when
+        nothing is held, as it will become current when recorded; when new
+        bundles are held, it waits for the cron to record it.
+        """
+        current, held = self._due_digests(variant)
+        built = self._get_bundle(variant)
+        noticed = self.env["ir.config_parameter"].sudo().get_param(NOTICED_PARAM % variant)
+        if built.digest != noticed:
+            self._bundle_changed_here(built)
+            if not held and not self._hold_enabled():
+                return built, False
+        due = held if box.canary and held else current
+        if not due or due == built.digest:
+            return built, bool(due)
+        stored = self._stored_bundle(variant, due)
+        if stored is None:
+            _logger.warning("IoT handlers bundle %s %s has no stored bytes: serving the folders' one", variant, due)
+            return built, False
+        return stored, True
+
+
+class IotHandlersBundleFile(models.Model):
+    _name = "iot.handlers.bundle.file"
+    _description = "IoT Drivers Bundle File"
+    _order = "bundle_id, path"
+    _log_access = False
+
+    bundle_id = fields.Many2one("iot.handlers.bundle", required=True, ondelete="cascade", index=True)
+    path = fields.Char(required=True, help="Path of the file in the bundle: drivers/<name> or interfaces/<name>.")
+    module = fields.Char(help="Module whose iot_handlers folder the file comes from.")
+    sha256 = fields.Char(string="SHA-256")
+    size = fields.Integer(string="Size (bytes)")
+
+
+class IotHandlersBundleChange(models.Model):
+    _name = "iot.handlers.bundle.change"
+    _description = "IoT Drivers Bundle Change"
+    _order = "bundle_id, path"
+    _log_access = False
+
+    bundle_id = fields.Many2one("iot.handlers.bundle", required=True, ondelete="cascade", index=True)
+    path = fields.Char(required=True)
+    module = fields.Char(help="Module the file comes from (for a removed file: came from).")
+    change = fields.Selection([("added", "Added"), ("removed", "Removed"), ("changed", "Changed")], required=True)
+    size = fields.Integer(string="Size (bytes)")
+    previous_size = fields.Integer(string="Previous Size (bytes)")
+

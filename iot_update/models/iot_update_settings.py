@@ -7,6 +7,7 @@ from odoo.exceptions import ValidationError
 
 from .iot_box import OFFLINE_DELAY_PARAM
 from .iot_box_event import RETENTION_PARAM
+from .iot_handlers_bundle import HOLD_PARAM
 from .iot_image_release import DEFAULT_FEED_URL, FEED_URL_PARAM
 
 _logger = logging.getLogger(__name__)
@@ -44,6 +45,12 @@ class IotUpdateSettings(models.TransientModel):
         string="History Retention (days)",
         required=True,
         help="Check-ins and deliveries older than this are deleted.",
+    )
+
+    hold_bundles = fields.Boolean(
+        string="Hold New Driver Bundles",
+        help="A new drivers bundle (after a module install or upgrade) goes to the canary boxes only, "
+        "until an IoT administrator releases it to all from IoT > Driver Bundles.",
     )
 
     # Computed, never stored in the form: saving must not write back a token
@@ -85,7 +92,10 @@ class IotUpdateSettings(models.TransientModel):
     def _apply_form(self):
         for settings in self:
             self._apply_iot_settings(
-                settings.offline_delay_hours, settings.image_feed_url, settings.event_retention_days
+                settings.offline_delay_hours,
+                settings.image_feed_url,
+                settings.event_retention_days,
+                hold_bundles=settings.hold_bundles,
             )
 
     def action_save(self):
@@ -120,6 +130,7 @@ class IotUpdateSettings(models.TransientModel):
             "offline_delay_hours": self.env["iot.box"]._get_offline_delay_hours(),
             "image_feed_url": self.env["iot.image.release"]._get_feed_url(),
             "event_retention_days": self.env["iot.box.event"]._get_retention_days(),
+            "hold_bundles": self.env["iot.handlers.bundle"]._hold_enabled(),
         }
 
     @api.model
@@ -130,9 +141,10 @@ class IotUpdateSettings(models.TransientModel):
             raise ValidationError(self.env._("The history must be kept at least one day."))
 
     @api.model
-    def _apply_iot_settings(self, offline_delay_hours, image_feed_url, event_retention_days):
+    def _apply_iot_settings(self, offline_delay_hours, image_feed_url, event_retention_days, hold_bundles=None):
         """Write the IoT system parameters; refresh every box status when the
-        offline delay changed. An empty feed URL removes the parameter."""
+        offline delay changed. An empty feed URL removes the parameter;
+        ``hold_bundles`` None leaves the holding of new bundles as it is."""
         self._check_iot_settings(offline_delay_hours, event_retention_days)
         Box = self.env["iot.box"].sudo()
         previous_delay = Box._get_offline_delay_hours()
@@ -141,6 +153,9 @@ class IotUpdateSettings(models.TransientModel):
         url = (image_feed_url or "").strip()
         params.set_param(FEED_URL_PARAM, url if url != DEFAULT_FEED_URL else False)  # empty: the default
         params.set_param(RETENTION_PARAM, str(event_retention_days))
+        if hold_bundles is not None and bool(hold_bundles) != self.env["iot.handlers.bundle"]._hold_enabled():
+            params.set_param(HOLD_PARAM, "True" if hold_bundles else False)
+            _logger.info("IoT new drivers bundles %s by user %s", "held" if hold_bundles else "not held", self.env.uid)
         if offline_delay_hours != previous_delay:
             _logger.info("IoT offline delay set to %s hours by user %s", offline_delay_hours, self.env.uid)
             Box._refresh_all_update_status()

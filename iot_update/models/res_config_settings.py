@@ -23,6 +23,7 @@ class ResConfigSettings(models.TransientModel):
     iot_offline_delay_hours = fields.Integer(string="Offline Delay (hours)")
     iot_image_feed_url = fields.Char(string="Image Feed URL")
     iot_event_retention_days = fields.Integer(string="History Retention (days)")
+    iot_hold_bundles = fields.Boolean(string="Hold New Driver Bundles")
 
     # Not stored with the settings: saving them must never write back a token
     # read before a new one was generated.
@@ -51,7 +52,10 @@ class ResConfigSettings(models.TransientModel):
     def set_values(self):
         res = super().set_values()
         self.env["iot.update.settings"]._apply_iot_settings(
-            self.iot_offline_delay_hours, self.iot_image_feed_url, self.iot_event_retention_days
+            self.iot_offline_delay_hours,
+            self.iot_image_feed_url,
+            self.iot_event_retention_days,
+            hold_bundles=self.iot_hold_bundles,
         )
         return res
 

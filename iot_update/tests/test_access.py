@@ -9,6 +9,8 @@ from odoo.tests import new_test_user
 from .iot_common import PRINTER, IotCase
 
 IOT_MODELS = ("iot.box", "iot.device", "iot.box.event", "iot.image.requirement", "iot.image.release")
+#: Written by the server only (IoT administrators release and roll back through methods).
+BUNDLE_MODELS = ("iot.handlers.bundle", "iot.handlers.bundle.file", "iot.handlers.bundle.change")
 
 
 class TestAccess(IotCase):
@@ -33,17 +35,21 @@ class TestAccess(IotCase):
         self.assertTrue(self.iot_admin.has_group("iot_update.group_iot_user"))
 
     def test_every_model_has_access_rules_for_both_groups(self):
-        models = self.env["ir.model"].search([("model", "in", IOT_MODELS)])
-        self.assertEqual(len(models), len(IOT_MODELS))
+        models = self.env["ir.model"].search([("model", "in", IOT_MODELS + BUNDLE_MODELS)])
+        self.assertEqual(len(models), len(IOT_MODELS + BUNDLE_MODELS))
         # The IoT settings screen is for IoT administrators only.
         expected = {
-            "iot_update.group_iot_user": set(IOT_MODELS),
-            "iot_update.group_iot_admin": {*IOT_MODELS, "iot.update.settings"},
+            "iot_update.group_iot_user": {*IOT_MODELS, *BUNDLE_MODELS},
+            "iot_update.group_iot_admin": {*IOT_MODELS, *BUNDLE_MODELS, "iot.update.settings"},
         }
         for group, group_models in expected.items():
             rules = self.env["ir.model.access"].search([("group_id", "=", self.env.ref(group).id)])
             self.assertEqual(set(rules.mapped("model_id.model")), group_models, group)
             self.assertTrue(all(rules.mapped("perm_read")), group)
+            bundle_rules = rules.filtered(lambda rule: rule.model_id.model in BUNDLE_MODELS)
+            self.assertFalse(
+                any(bundle_rules.mapped(lambda rule: rule.perm_write or rule.perm_create or rule.perm_unlink)), group
+            )
 
     def test_iot_user_reads_everything_and_changes_nothing(self):
         box = self.box_record.with_user(self.iot_user)

@@ -211,10 +211,17 @@ class TestSetBasedFlagging(BundleChangeMixin, IotCase):
         boxes = self.varied_fleet()
         service = self.bundle_service()
         before = self.stored_flags(boxes)
-        service._record_digests({variant: "1" * 64 for variant in VARIANTS}, "fingerprint 1")
-        self.assertEqual(service._record_digests({variant: "1" * 64 for variant in VARIANTS}, "fingerprint 1"), {})
-        service._record_digests(self.old_digests, "fingerprint 2")
+        old = self.built_bundles()
+        self.write_handlers({"drivers/SerialScaleDriver.py": b"# scale driver, changed\n"})
+        new = self.built_bundles()
+        self.assertEqual(set(service._record_digests(new, "fingerprint 1")), set(VARIANTS))
+        self.assertEqual(service._record_digests(new, "fingerprint 1"), {})
+        service._record_digests(old, "fingerprint 2")
         self.assertEqual(self.stored_flags(boxes), before)
+
+    def built_bundles(self):
+        files = scan(self.bundle_service()._handler_roots()).files
+        return {variant: build_bundle(files, variant) for variant in VARIANTS}
 
 
 class TestRequestsDoNotWaitForTheFleet(BundleChangeMixin, IotCase):
@@ -325,12 +332,12 @@ class TestOncePerChange(BundleChangeMixin, IotCase):
         record = IotHandlersBundle._record_digests
         flag = IotHandlersBundle._flag_handlers
 
-        def record_together(model, digests, fingerprint):
+        def record_together(model, bundles, fingerprint, modules=None):
             start.wait(timeout=30)  # every worker has read the old state
-            return record(model, digests, fingerprint)
+            return record(model, bundles, fingerprint, modules)
 
-        def counting_flag(model, variant, digest):
-            boxes = flag(model, variant, digest)
+        def counting_flag(model, variant, digest, held=None):
+            boxes = flag(model, variant, digest, held)
             flagged.append((variant, len(boxes)))
             return boxes
 

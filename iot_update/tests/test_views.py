@@ -14,7 +14,7 @@ from odoo.tools.safe_eval import safe_eval
 from .iot_common import IotCase
 from .iot_fleet import fleet_patchers, make_fleet
 
-MODELS = ("iot.box", "iot.device", "iot.box.event", "iot.image.requirement", "iot.image.release")
+MODELS = ("iot.box", "iot.device", "iot.box.event", "iot.image.requirement", "iot.image.release", "iot.handlers.bundle")
 
 
 class TestViewsLoad(IotCase):
@@ -39,6 +39,7 @@ class TestViewsLoad(IotCase):
             "iot_update.iot_box_action",
             "iot_update.iot_device_action",
             "iot_update.iot_box_event_action",
+            "iot_update.iot_handlers_bundle_action",
             "iot_update.iot_image_requirement_action",
             "iot_update.iot_image_release_action",
             "iot_update.res_config_settings_action",
