@@ -1,0 +1,244 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""Staged roll-out of drivers bundles, over real HTTP: the genuine 18.0 box's
+download code and 19-style requests (identifier, ETag).
+
+A held bundle reaches the canary boxes only; "Release to all" makes it reach
+every box; "Roll back" serves the previous bundle's stored bytes again
+(byte-identical, same ETag) while the folders still build the withdrawn one.
+"""
+
+import contextlib
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+from odoo.exceptions import AccessError
+from odoo.tests import new_test_user
+
+from odoo.addons.iot_update.models.iot_handlers_bundle import (
+    DIGEST_PARAM,
+    FINGERPRINT_PARAM,
+    HELD_PARAM,
+    bundle_cache,
+)
+
+from .handlers_common import LINUX_HANDLERS, LINUX_VERSION, HandlersFolderMixin, read_tree, unzip
+from .iot_common import IotHttpCase
+from .test_handlers_genuine_box import GENUINE_MODULE, HANDLERS_FOLDER, load_genuine_helpers
+
+CANARY = "aa:bb:cc:20:00:01"
+OTHER = "aa:bb:cc:20:00:02"
+PINNED = "aa:bb:cc:20:00:03"  # automatic drivers update off
+SERIAL = "SN-ROLLOUT-19"  # a 19-style box
+#: The new version of one driver, which makes the next bundle.
+NEW_PRINTER = {"drivers/PrinterDriver_L.py": b"# linux printer driver, new version\n" + b"PRINTER_L = 2\n" * 300}
+NEW_LINUX_HANDLERS = {**LINUX_HANDLERS, **NEW_PRINTER}
+
+
+class RolloutMixin(HandlersFolderMixin):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.helpers = load_genuine_helpers()
+        cls.iot_admin = new_test_user(
+            cls.env, "rollout_admin", groups="base.group_user,iot_update.group_iot_admin"
+        )
+        cls.iot_user = new_test_user(cls.env, "rollout_user", groups="base.group_user,iot_update.group_iot_user")
+
+    def setUp(self):
+        super().setUp()
+        self.setup_handlers_folder()
+        self.homes = {}
+        self.current_mac = None
+        helpers = self.helpers
+        replacements = {
+            "get_odoo_server_url": self.base_url,
+            "get_mac_address": lambda: self.current_mac,
+            "path_file": lambda filename: self.homes[self.current_mac] / filename,
+            "file_path": lambda path: str(self.homes[self.current_mac] / "odoo" / "addons" / path),
+            "writable": contextlib.nullcontext,
+        }
+        for name, replacement in replacements.items():
+            self.assertTrue(callable(getattr(helpers, name)), f"helpers.py has no {name}() any more")
+            original = getattr(helpers, name)
+            setattr(helpers, name, replacement)
+            self.addCleanup(setattr, helpers, name, original)
+        for mac in (CANARY, OTHER, PINNED):
+            home = Path(tempfile.mkdtemp(prefix="iot_update_box_"))
+            self.addCleanup(shutil.rmtree, home, ignore_errors=True)
+            for kind in ("drivers", "interfaces"):
+                (home / HANDLERS_FOLDER / kind).mkdir(parents=True)
+            self.homes[mac] = home
+            self.check_in(identifier=mac, version=LINUX_VERSION)
+        self.check_in(identifier=SERIAL, mac="aa:bb:cc:20:00:19", version=LINUX_VERSION)
+        self.box(CANARY).canary = True
+        self.box(PINNED).drivers_auto_update = False
+        self.Bundle = self.env["iot.handlers.bundle"]
+        self.first = self.bundle_record("current")
+
+    # What the boxes do -------------------------------------------------
+
+    def download(self, mac, auto=True):
+        """The genuine 18.0 box ``mac`` runs ``download_iot_handlers(auto)``;
+        returns what its handlers folder holds."""
+        self.env.flush_all()
+        self.current_mac = mac
+        with self.assertNoLogs(GENUINE_MODULE, "ERROR"):
+            self.helpers.download_iot_handlers(auto=auto)
+        self.env.invalidate_all()
+        return read_tree(self.homes[mac] / HANDLERS_FOLDER)
+
+    def post_19(self, etag=None, identifier=SERIAL, auto="True"):
+        """A 19-style request: the identifier, and the ETag the box holds (unquoted)."""
+        self.env.flush_all()
+        response = self.opener.post(
+            self.base_url() + "/iot/get_handlers",
+            files={"identifier": (None, identifier), "auto": (None, auto)},
+            headers={"If-None-Match": etag} if etag else None,
+            timeout=30,
+        )
+        self.env.invalidate_all()
+        return response
+
+    # What the server does ----------------------------------------------
+
+    def bundle_record(self, state, variant="linux"):
+        return self.Bundle.search([("variant", "=", variant), ("state", "=", state)])
+
+    def hold_new_bundles(self, hold=True):
+        settings = self.env["iot.update.settings"].with_user(self.iot_admin).create({})
+        settings.hold_bundles = hold
+        settings.action_save()
+
+    def change_drivers(self, files=None):
+        """The folders change (an upgrade) and the cron notices it."""
+        self.write_handlers(files or NEW_PRINTER)
+        bundle_cache.clear()
+        self.Bundle._cron_sync_digests()
+        self.env.invalidate_all()
+
+
+class TestStagedRollout(RolloutMixin, IotHttpCase):
+    def test_held_bundle_reaches_only_canaries_until_released(self):
+        old_pinned = {"drivers/PrinterDriver_L.py": b"# the pinned box's own printer driver\n"}
+        (self.homes[PINNED] / HANDLERS_FOLDER / "drivers" / "PrinterDriver_L.py").write_bytes(
+            old_pinned["drivers/PrinterDriver_L.py"]
+        )
+        for mac in (CANARY, OTHER):
+            self.assertEqual(self.download(mac), LINUX_HANDLERS)
+        self.assertEqual(self.download(PINNED), old_pinned)
+        first = self.post_19()
+        self.assertEqual(first.headers["ETag"], f'"{self.first.digest}"')
+
+        self.hold_new_bundles()
+        self.change_drivers()
+        held = self.bundle_record("held")
+        self.assertTrue(held)
+        self.assertEqual(self.bundle_record("current"), self.first)
+        self.assertEqual(held.previous_id, self.first)
+        params = self.env["ir.config_parameter"].sudo()
+        self.assertEqual(params.get_param(DIGEST_PARAM % "linux"), self.first.digest)
+        self.assertEqual(params.get_param(HELD_PARAM % "linux"), held.digest)
+
+        # Held: the canary gets it, the others keep the current bundle.
+        self.assertEqual(self.download(CANARY), NEW_LINUX_HANDLERS)
+        self.assertEqual(self.download(OTHER), LINUX_HANDLERS)
+        self.assertEqual(self.download(PINNED), old_pinned)
+        self.assertEqual(self.post_19(self.first.digest).status_code, 304)
+        self.assertEqual(self.box(CANARY).handlers_digest, held.digest)
+        self.assertEqual(self.box(OTHER).handlers_digest, self.first.digest)
+        self.assertEqual(self.box(CANARY).handlers_summary, "Current")
+        self.assertEqual(self.box(OTHER).handlers_summary, "Current")
+        self.assertEqual(held.box_count, 1)
+        self.assertEqual((self.first.box_count, self.first.platform_box_count), (2, 4))
+
+        held.with_user(self.iot_admin).action_release()
+        self.env.invalidate_all()
+        self.assertEqual((held.state, self.first.state), ("current", "superseded"))
+        self.assertFalse(params.get_param(HELD_PARAM % "linux"))
+        self.assertEqual(params.get_param(DIGEST_PARAM % "linux"), held.digest)
+        self.assertEqual(self.download(OTHER), NEW_LINUX_HANDLERS)
+        self.assertEqual(self.download(CANARY), NEW_LINUX_HANDLERS)
+        self.assertEqual(self.download(PINNED), old_pinned)
+        released = self.post_19(self.first.digest)
+        self.assertEqual(released.status_code, 200)
+        self.assertEqual(released.headers["ETag"], f'"{held.digest}"')
+        self.assertEqual(unzip(released.content), NEW_LINUX_HANDLERS)
+        self.assertFalse(self.box(PINNED).handlers_digest, "the pinned box never took a bundle")
+        self.assertEqual((held.box_count, held.rollout_progress), (3, 75.0))
+
+    def test_roll_back_serves_the_previous_bytes_again(self):
+        first = self.post_19()
+        self.assertEqual(self.download(OTHER), LINUX_HANDLERS)
+        self.change_drivers()  # not held: current at once
+        new = self.bundle_record("current")
+        self.assertEqual(new.previous_id, self.first)
+        self.assertEqual(self.first.state, "superseded")
+        second = self.post_19(self.first.digest)
+        self.assertEqual(second.headers["ETag"], f'"{new.digest}"')
+        self.assertEqual(self.download(OTHER), NEW_LINUX_HANDLERS)
+
+        with self.assertRaises(AccessError):
+            new.with_user(self.iot_user).action_roll_back()
+        new.with_user(self.iot_admin).action_roll_back()
+        self.env.invalidate_all()
+        self.assertEqual((new.state, self.first.state), ("withdrawn", "current"))
+        # The folders still build the withdrawn bundle: served from the stored bytes.
+        self.assertEqual(self.bundle_service()._get_bundle("linux").digest, new.digest)
+        back = self.post_19(new.digest)
+        self.assertEqual(back.status_code, 200)
+        self.assertEqual(back.headers["ETag"], first.headers["ETag"])
+        self.assertEqual(back.content, first.content)
+        self.assertEqual(hashlib.sha256(back.content).hexdigest(), self.first.digest)
+        self.assertEqual(self.post_19(self.first.digest).status_code, 304)
+        self.assertEqual(self.download(OTHER), LINUX_HANDLERS)
+        self.assertEqual(self.box(OTHER).handlers_summary, "Current")
+
+        # Building the withdrawn bundle again is no change: nothing recorded, nothing flagged.
+        self.env["ir.config_parameter"].sudo().search([("key", "=", FINGERPRINT_PARAM)]).unlink()
+        bundle_cache.clear()
+        self.assertEqual(self.Bundle._cron_sync_digests(), {})
+        self.assertEqual(self.bundle_record("current"), self.first)
+        self.assertEqual(self.download(OTHER), LINUX_HANDLERS)
+
+    def test_pinned_box_keeps_its_drivers_and_loads_its_rollout_on_demand(self):
+        self.hold_new_bundles()
+        self.change_drivers()
+        held = self.bundle_record("held")
+        pinned = self.box(PINNED)
+        self.assertEqual(self.download(PINNED), {})
+        self.assertFalse(pinned.handlers_digest)
+        # "Load handlers" on its homepage: what its roll-out says.
+        self.assertEqual(self.download(PINNED, auto=False), LINUX_HANDLERS)
+        self.assertEqual(pinned.handlers_digest, self.first.digest)
+        pinned.canary = True
+        self.assertTrue(pinned.handlers_outdated, "a canary is due the held bundle")
+        self.assertTrue(pinned.handlers_summary.startswith("1 change behind, received "), pinned.handlers_summary)
+        self.assertEqual(self.download(PINNED), LINUX_HANDLERS, "automatic requests stay refused")
+        self.assertEqual(self.download(PINNED, auto=False), NEW_LINUX_HANDLERS)
+        self.assertEqual(pinned.handlers_digest, held.digest)
+        self.assertFalse(pinned.handlers_outdated)
+
+
+class TestRolloutAccess(RolloutMixin, IotHttpCase):
+    def test_only_iot_administrators_hold_release_and_roll_back(self):
+        with self.assertRaises(AccessError):
+            self.env["iot.update.settings"].with_user(self.iot_user).create({"hold_bundles": True})
+        with self.assertRaises(AccessError):
+            self.box(OTHER).with_user(self.iot_user).canary = True
+        self.hold_new_bundles()
+        self.change_drivers()
+        held = self.bundle_record("held")
+        for method in ("action_release", "action_roll_back"):
+            for record in (held, self.first):
+                with self.subTest(method=method, state=record.state), self.assertRaises(AccessError):
+                    getattr(record.with_user(self.iot_user), method)()
+        with self.assertRaises(AccessError):
+            held.with_user(self.iot_admin).write({"state": "current"})
+        self.assertEqual((held.state, self.first.state), ("held", "current"))
+        held.with_user(self.iot_admin).action_release()
+        self.assertEqual(held.state, "current")
+        held.with_user(self.iot_admin).action_roll_back()
+        self.assertEqual((held.state, self.first.state), ("withdrawn", "current"))
