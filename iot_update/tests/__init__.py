@@ -2,6 +2,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from . import test_access
 from . import test_bundle_change
+from . import test_bundle_records
 from . import test_bundle_rollout
 from . import test_bus_liveness
 from . import test_checkin

@@ -18,6 +18,8 @@ from odoo.addons.iot_update.models.iot_box import IotBox
 from odoo.addons.iot_update.models.iot_handlers_bundle import (
     DIGEST_PARAM,
     FINGERPRINT_PARAM,
+    HELD_PARAM,
+    NOTICED_PARAM,
     IotHandlersBundle,
     bundle_cache,
 )
@@ -283,12 +285,15 @@ class TestOncePerChange(BundleChangeMixin, IotCase):
         self.setup_handlers_folder(record=False)
         sources = scan(self.bundle_service()._handler_roots())
         self.old_digests = {variant: build_bundle(sources.files, variant).digest for variant in VARIANTS}
-        keys = [DIGEST_PARAM % variant for variant in VARIANTS] + [FINGERPRINT_PARAM]
-        values = {DIGEST_PARAM % variant: digest for variant, digest in self.old_digests.items()}
-        values[FINGERPRINT_PARAM] = sources.fingerprint
+        values = {FINGERPRINT_PARAM: sources.fingerprint}
+        for variant, digest in self.old_digests.items():
+            values.update({DIGEST_PARAM % variant: digest, NOTICED_PARAM % variant: digest, HELD_PARAM % variant: ""})
         with self.registry.cursor() as cr:
-            cr.execute("SELECT key, value FROM ir_config_parameter WHERE key IN %s", [tuple(keys)])
+            cr.execute("SELECT key, value FROM ir_config_parameter WHERE key IN %s", [tuple(values)])
             saved = dict(cr.fetchall())
+            # The bundle records the workers will change, as they are.
+            cr.execute("SELECT id, state, retired_date FROM iot_handlers_bundle")
+            self.saved_bundles = cr.fetchall()
             # The committed state the workers start from: the test folder's digests.
             for key, value in values.items():
                 cr.execute(
@@ -318,8 +323,17 @@ class TestOncePerChange(BundleChangeMixin, IotCase):
     def restore(self, saved):
         with self.registry.cursor() as cr:
             cr.execute("DELETE FROM iot_box WHERE identifier LIKE 'once-%%'")
-            keys = [DIGEST_PARAM % variant for variant in VARIANTS] + [FINGERPRINT_PARAM]
+            keys = [FINGERPRINT_PARAM] + [
+                param % variant for variant in VARIANTS for param in (DIGEST_PARAM, NOTICED_PARAM, HELD_PARAM)
+            ]
             cr.execute("DELETE FROM ir_config_parameter WHERE key IN %s", [tuple(keys)])
+            Bundle = self.env(cr=cr)["iot.handlers.bundle"].sudo()
+            Bundle.search([("id", "not in", [row[0] for row in self.saved_bundles])]).unlink()
+            for bundle_id, state, retired_date in self.saved_bundles:
+                cr.execute(
+                    "UPDATE iot_handlers_bundle SET state = %s, retired_date = %s WHERE id = %s",
+                    [state, retired_date, bundle_id],
+                )
             for key, value in saved.items():
                 cr.execute("INSERT INTO ir_config_parameter (key, value) VALUES (%s, %s)", [key, value])
         self.env.registry.clear_cache()
