@@ -1,7 +1,8 @@
 # Copyright 2026 iot_update contributors
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """A real module install through ``odoo-bin``, on a database of its own: the
-registry's load after it flags the boxes holding the old bundle."""
+registry's load after it records the new bundles, names the module's file as
+what changed, and flags the boxes holding the old bundle."""
 
 import shutil
 import subprocess
@@ -97,6 +98,23 @@ class TestInstallThroughOdooBin(BaseCase):
         after = self.digests()
         for key in DIGEST_KEYS:
             self.assertNotEqual(after[key], before[key], key)
+        # The new bundle of each platform names exactly the module's file as what changed.
+        changes = self.query(
+            """SELECT bundle.variant, previous.state, change.path, change.change, change.module
+                 FROM iot_handlers_bundle bundle
+                 JOIN iot_handlers_bundle previous ON previous.id = bundle.previous_id
+                 JOIN iot_handlers_bundle_change change ON change.bundle_id = bundle.id
+                WHERE bundle.state = 'current' ORDER BY bundle.variant"""
+        )
+        self.assertEqual(
+            changes,
+            [
+                (variant, "superseded", "drivers/NewDriver.py", "added", FIXTURE)
+                for variant in ("all", "linux", "windows")
+            ],
+        )
+        digests = self.query("SELECT variant, digest FROM iot_handlers_bundle WHERE state = 'current'")
+        self.assertEqual({f"iot_update.handlers_digest.{variant}": digest for variant, digest in digests}, after)
         rows = self.query("SELECT platform, handlers_outdated, update_status FROM iot_box ORDER BY identifier")
         self.assertEqual(
             rows,
