@@ -127,9 +127,7 @@ class IotHandlersBundle(models.Model):
     noticed_date = fields.Datetime(
         string="Noticed", required=True, readonly=True, default=fields.Datetime.now, index=True
     )
-    retired_date = fields.Datetime(
-        string="Retired", readonly=True, help="When the bundle was superseded or withdrawn."
-    )
+    retired_date = fields.Datetime(string="Retired", readonly=True, help="When the bundle was superseded or withdrawn.")
     first_served_date = fields.Datetime(
         string="First Served",
         compute="_compute_served_dates",
@@ -196,17 +194,15 @@ class IotHandlersBundle(models.Model):
 
     def _compute_box_counts(self):
         Box = self.env["iot.box"]
+        # One count of the boxes by bundle per platform variant shown.
+        counts = {
+            variant: dict(Box._read_group(variant_domain(variant), ["handlers_digest"], ["__count"]))
+            for variant in set(self.mapped("variant"))
+        }
         for bundle in self:
-            if not bundle.digest:
-                bundle.update({"box_count": 0, "platform_box_count": 0, "rollout_progress": 0.0})
-                bundle.older_box_count = 0
-                continue
-            platform = variant_domain(bundle.variant)
-            counts = dict(
-                Box._read_group(platform, ["handlers_digest"], ["__count"]),
-            )
-            total = sum(counts.values())
-            holding = counts.get(bundle.digest, 0)
+            by_digest = counts.get(bundle.variant, {})
+            total = sum(by_digest.values())
+            holding = by_digest.get(bundle.digest, 0) if bundle.digest else 0
             bundle.box_count = holding
             bundle.platform_box_count = total
             bundle.rollout_progress = 100.0 * holding / total if total else 0.0
@@ -372,9 +368,7 @@ class IotHandlersBundle(models.Model):
     def _entry_modules(self, roots, files):
         """``{entry: module}`` of the handler ``files`` (from ``scan(roots)``):
         the module is the folder holding the ``iot_handlers`` root."""
-        modules = {
-            os.path.realpath(root): os.path.basename(os.path.dirname(os.path.normpath(root))) for root in roots
-        }
+        modules = {os.path.realpath(root): os.path.basename(os.path.dirname(os.path.normpath(root))) for root in roots}
         entries = {}
         for handler in files:
             root = os.path.dirname(os.path.dirname(handler.path))
@@ -719,7 +713,9 @@ class IotHandlersBundle(models.Model):
         purged = records.browse()
         Box = self.env["iot.box"].sudo().with_context(active_test=False)
         for bundle in candidates:
-            if not Box.search_count([*variant_domain(bundle.variant), ("handlers_digest", "=", bundle.digest)], limit=1):
+            if not Box.search_count(
+                [*variant_domain(bundle.variant), ("handlers_digest", "=", bundle.digest)], limit=1
+            ):
                 purged |= bundle
         count = len(purged)
         purged.unlink()
@@ -836,4 +832,3 @@ class IotHandlersBundleChange(models.Model):
     change = fields.Selection([("added", "Added"), ("removed", "Removed"), ("changed", "Changed")], required=True)
     size = fields.Integer(string="Size (bytes)")
     previous_size = fields.Integer(string="Previous Size (bytes)")
-

@@ -71,10 +71,7 @@ class TestBundleRecords(BundleRecordsMixin, IotCase):
             files = unzip(built.data)
             self.assertEqual(
                 {(line.path, line.sha256, line.size, line.module) for line in record.file_ids},
-                {
-                    (path, hashlib.sha256(data).hexdigest(), len(data), "iot_test_addon")
-                    for path, data in files.items()
-                },
+                {(path, hashlib.sha256(data).hexdigest(), len(data), "iot_test_addon") for path, data in files.items()},
             )
             self.assertEqual(self.params.get_param(DIGEST_PARAM % variant), record.digest)
             self.assertEqual(self.params.get_param(NOTICED_PARAM % variant), record.digest)
@@ -205,12 +202,16 @@ class TestBundleRecords(BundleRecordsMixin, IotCase):
         long_ago = fields.Datetime.now() - timedelta(days=retention + 1)
         (linux - current - held).write({"retired_date": long_ago})
         recent = self.bundle("superseded", "windows")
-        attachments = self.env["ir.attachment"].sudo().search(
-            [
-                ("res_model", "=", "iot.handlers.bundle"),
-                ("res_field", "=", "data"),
-                ("res_id", "in", (unheld | withdrawn).ids),
-            ]
+        attachments = (
+            self.env["ir.attachment"]
+            .sudo()
+            .search(
+                [
+                    ("res_model", "=", "iot.handlers.bundle"),
+                    ("res_field", "=", "data"),
+                    ("res_id", "in", (unheld | withdrawn).ids),
+                ]
+            )
         )
         self.assertEqual(len(attachments), 2)
 
@@ -247,4 +248,3 @@ class TestUpgradedDatabase(BundleRecordsMixin, IotCase):
             self.assertEqual(record.digest, digests[variant])
         self.assertEqual((box.handlers_summary, box.update_status), ("Current", "up_to_date"))
         self.assertTrue(unknown.handlers_summary.startswith("Older bundle (unknown), received "))
-

@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from lxml import etree
+
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user
 
@@ -42,9 +44,7 @@ class RolloutMixin(HandlersFolderMixin):
     def setUpClass(cls):
         super().setUpClass()
         cls.helpers = load_genuine_helpers()
-        cls.iot_admin = new_test_user(
-            cls.env, "rollout_admin", groups="base.group_user,iot_update.group_iot_admin"
-        )
+        cls.iot_admin = new_test_user(cls.env, "rollout_admin", groups="base.group_user,iot_update.group_iot_admin")
         cls.iot_user = new_test_user(cls.env, "rollout_user", groups="base.group_user,iot_update.group_iot_user")
 
     def setUp(self):
@@ -242,3 +242,19 @@ class TestRolloutAccess(RolloutMixin, IotHttpCase):
         self.assertEqual(held.state, "current")
         held.with_user(self.iot_admin).action_roll_back()
         self.assertEqual((held.state, self.first.state), ("withdrawn", "current"))
+
+    def test_buttons_for_administrators_and_no_bare_digest_on_the_box_form(self):
+        def arch(user, model):
+            result = self.env[model].with_user(user).get_views([(False, "form")])
+            return etree.fromstring(result["views"]["form"]["arch"])
+
+        for user, shown in ((self.iot_user, False), (self.iot_admin, True)):
+            with self.subTest(user=user.login):
+                form = arch(user, "iot.handlers.bundle")
+                buttons = {button.get("name") for button in form.iter("button")}
+                self.assertEqual({"action_release", "action_roll_back"} <= buttons, shown)
+                box_fields = {field.get("name") for field in arch(user, "iot.box").iter("field")}
+                self.assertIn("handlers_summary", box_fields)
+                self.assertIn("handlers_bundle_id", box_fields)
+                self.assertNotIn("handlers_digest", box_fields)
+                self.assertNotIn("handlers_current_digest", box_fields)
