@@ -163,6 +163,14 @@ class IotHandlersBundle(models.Model):
         ("variant_digest_unique", "unique(variant, digest)", "A bundle is recorded once per platform."),
     ]
 
+    def init(self):
+        super().init()
+        # One current and at most one held bundle per platform.
+        self.env.cr.execute(
+            """CREATE UNIQUE INDEX IF NOT EXISTS iot_handlers_bundle_served_unique
+                   ON iot_handlers_bundle (variant, state) WHERE state IN ('current', 'held')"""
+        )
+
     # ------------------------------------------------------------------
     # Computes
     # ------------------------------------------------------------------
@@ -322,6 +330,8 @@ class IotHandlersBundle(models.Model):
     def _retire(self, state):
         if self:
             self.write({"state": state, "retired_date": fields.Datetime.now()})
+            # Before another bundle takes its state (one current and one held per platform).
+            self.flush_recordset()
 
     @api.model
     def _hold_enabled(self):

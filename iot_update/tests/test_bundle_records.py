@@ -9,8 +9,11 @@ import importlib.util
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg2.errors
+
 from odoo import fields
 from odoo.tests import warmup
+from odoo.tools import mute_logger
 
 from odoo.addons.iot_update.models.iot_handlers_bundle import (
     DIGEST_PARAM,
@@ -164,6 +167,27 @@ class TestBundleRecords(BundleRecordsMixin, IotCase):
         self.change({"drivers/SerialScaleDriver.py": HANDLERS["drivers/SerialScaleDriver.py"]})
         self.assertFalse(self.bundle("held"))
         self.assertEqual(self.bundle(), first)
+
+    def test_a_change_not_yet_recorded_waits_when_bundles_are_held(self):
+        box = self.linux_box(1)
+        first = self.bundle()
+        self.params.set_param(HOLD_PARAM, "True")
+        self.write_handlers({"drivers/SerialScaleDriver.py": b"# scale v2\n"})
+        bundle_cache.clear()
+        answer = self.serve(box)
+        self.assertNotEqual(self.bundle_service()._get_bundle("linux").digest, first.digest)
+        self.assertEqual(answer.bundle.digest, first.digest, "the current bundle, from its record")
+        self.assertEqual((box.handlers_digest, box.update_status), (first.digest, "up_to_date"))
+        cron = self.env.ref("iot_update.ir_cron_sync_handlers_digests")
+        self.assertTrue(self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)]))
+        # Without holding, the new bundle goes out at once, as it becomes current when recorded.
+        self.params.set_param(HOLD_PARAM, False)
+        self.assertNotEqual(self.serve(box).bundle.digest, first.digest)
+        self.assertEqual(box.update_status, "up_to_date")
+
+    def test_one_current_and_one_held_bundle_per_platform(self):
+        with self.assertRaises(psycopg2.errors.UniqueViolation), mute_logger("odoo.sql_db"):
+            self.bundle().copy({"digest": "0" * 64})
 
     @warmup
     def test_a_stored_bundle_costs_a_delivery_no_more_queries(self):
