@@ -164,12 +164,13 @@ class IotHandlersBundle(models.Model):
     ]
 
     def init(self):
-        super().init()
+        result = super().init()
         # One current and at most one held bundle per platform.
         self.env.cr.execute(
             """CREATE UNIQUE INDEX IF NOT EXISTS iot_handlers_bundle_served_unique
                    ON iot_handlers_bundle (variant, state) WHERE state IN ('current', 'held')"""
         )
+        return result
 
     # ------------------------------------------------------------------
     # Computes
