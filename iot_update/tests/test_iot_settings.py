@@ -139,3 +139,17 @@ class TestIotSettings(IotCase):
         self.env["res.config.settings"].create({"iot_offline_delay_hours": 36}).execute()
         self.assertEqual(self.as_admin().create({}).offline_delay_hours, 36)
         self.assertEqual(self.params.get_param("iot_update.event_retention_days"), "40")
+
+    def test_hold_new_driver_bundles_from_both_screens(self):
+        key = "iot_update.hold_bundles"
+        self.assertFalse(self.as_admin().onchange({}, [], {"hold_bundles": {}})["value"]["hold_bundles"])
+        self.as_admin().create({"hold_bundles": True}).action_save()
+        self.assertEqual(self.params.get_param(key), "True")
+        self.assertTrue(self.as_admin().onchange({}, [], {"hold_bundles": {}})["value"]["hold_bundles"])
+        system_admin = new_test_user(
+            self.env, "iot_settings_system", groups="base.group_system,iot_update.group_iot_admin"
+        )
+        Settings = self.env["res.config.settings"].with_user(system_admin)
+        self.assertTrue(Settings.default_get(["iot_hold_bundles"])["iot_hold_bundles"])
+        Settings.create({"iot_hold_bundles": False}).execute()
+        self.assertFalse(self.params.get_param(key))
