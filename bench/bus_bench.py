@@ -232,12 +232,25 @@ def writes(connection):
     return int(value)
 
 
-def online_since(connection, since_sql_time):
+def online_count(rows, since):
+    """Boxes seen on the bus from ``since`` on and not offline, among ``rows`` of
+    ``(last_seen_bus, is_offline)``.
+
+    Odoo stores a datetime to the second (``fields.Datetime.now()`` drops the
+    microseconds): a box seen during the second ``since`` falls in has a
+    ``last_seen_bus`` a little before ``since`` itself, so the comparison is
+    made on whole seconds.
+    """
+    since = since.replace(microsecond=0)
+    return sum(1 for seen, offline in rows if seen is not None and seen >= since and not offline)
+
+
+def online_since(connection, since):
     with connection.cursor() as cr:
-        cr.execute("SELECT count(*) FROM iot_box WHERE last_seen_bus >= %s AND NOT is_offline", [since_sql_time])
-        value = cr.fetchone()[0]
+        cr.execute("SELECT last_seen_bus, is_offline FROM iot_box")
+        rows = cr.fetchall()
     connection.commit()
-    return value
+    return online_count(rows, since)
 
 
 def burst(connection, db, gevent_url, pairs, kind, timeout):
