@@ -99,7 +99,9 @@ def odoo_command(options, db, *args):
 
 def install(options, db):
     say(f"installing iot_update in a fresh database {db}")
-    command = odoo_command(options, db, "-i", "iot_update", "--without-demo=all", "--stop-after-init", "--log-level=warn")
+    command = odoo_command(
+        options, db, "-i", "iot_update", "--without-demo=all", "--stop-after-init", "--log-level=warn"
+    )
     with LOG.open("a") as out:
         if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False).returncode:
             sys.exit(f"install failed, see {LOG}")
@@ -518,6 +520,48 @@ def parse_args(argv=None):
     return args
 
 
+def register_boxes(connection, url, count):
+    """``count`` boxes checked in through ``/iot/setup``: their ``(box, channel)``."""
+    with connection.cursor() as cr:
+        cr.execute("SELECT value FROM ir_config_parameter WHERE key = 'iot_token'")
+        token = cr.fetchone()[0]
+    connection.commit()
+    say(f"registering {count} boxes through /iot/setup")
+    report = run_simulator(url, token, boxes=count, seed=9, handlers=False, concurrency=4)
+    boxes = [(result.box, result.setup.channel) for result in report.results]
+    if not report.ok or not all(channel for __, channel in boxes):
+        sys.exit("some check-ins failed or answered no channel")
+    return boxes
+
+
+def run_rounds(connection, options, args, url, gevent_url, boxes):
+    web = [(box, f"iot_update_bench_web_{box.index}") for box, __ in boxes]
+    results = {"web clients (floor)": [], "boxes, restart": [], "boxes, back online": []}
+    for number in range(args.rounds):
+        say(f"round {number + 1}/{args.rounds}: web clients")
+        results["web clients (floor)"].append(burst(connection, options, args.db, gevent_url, web, "web", args.timeout))
+        set_boxes(connection, url, args.db, 0.5)
+        say(f"round {number + 1}/{args.rounds}: boxes, restart (all online, seen on the bus 30 min ago)")
+        results["boxes, restart"].append(burst(connection, options, args.db, gevent_url, boxes, "box", args.timeout))
+        offline, total = set_boxes(connection, url, args.db, 5)
+        say(f"round {number + 1}/{args.rounds}: boxes, back online ({offline}/{total} offline before)")
+        results["boxes, back online"].append(
+            burst(connection, options, args.db, gevent_url, boxes, "box", args.timeout)
+        )
+    return results
+
+
+def print_server_log():
+    with LOG.open() as log:
+        lines = log.readlines()
+    noisy = [line.rstrip() for line in lines if " ERROR " in line or " WARNING " in line]
+    pool_full = sum("The Connection Pool Is Full" in line for line in lines)
+    print(
+        f"\nserver log: {len(noisy)} warnings/errors, {pool_full} lines 'The Connection Pool Is Full'"
+        + (f"; first: {noisy[0]}" if noisy else "")
+    )
+
+
 def _exit_on_sigterm(signum, frame):
     sys.exit(143)  # runs the clean-up: server stopped, database dropped
 
@@ -550,34 +594,9 @@ def main(argv=None):
             f" (max_connections {max_connections(options)}); open files limit {limit}"
         )
         connection = pg_connect(options, args.db)
-        with connection.cursor() as cr:
-            cr.execute("SELECT value FROM ir_config_parameter WHERE key = 'iot_token'")
-            token = cr.fetchone()[0]
-        connection.commit()
-        say(f"registering {args.boxes} boxes through /iot/setup")
-        report = run_simulator(url, token, boxes=args.boxes, seed=9, handlers=False, concurrency=4)
-        boxes = [(result.box, result.setup.channel) for result in report.results]
-        if not report.ok or not all(channel for __, channel in boxes):
-            sys.exit("some check-ins failed or answered no channel")
-        web = [(box, f"iot_update_bench_web_{box.index}") for box, __ in boxes]
-        results = {"web clients (floor)": [], "boxes, restart": [], "boxes, back online": []}
-        for number in range(args.rounds):
-            say(f"round {number + 1}/{args.rounds}: web clients")
-            results["web clients (floor)"].append(burst(connection, options, args.db, gevent_url, web, "web", args.timeout))
-            set_boxes(connection, url, args.db, 0.5)
-            say(f"round {number + 1}/{args.rounds}: boxes, restart (all online, seen on the bus 30 min ago)")
-            results["boxes, restart"].append(burst(connection, options, args.db, gevent_url, boxes, "box", args.timeout))
-            offline, total = set_boxes(connection, url, args.db, 5)
-            say(f"round {number + 1}/{args.rounds}: boxes, back online ({offline}/{total} offline before)")
-            results["boxes, back online"].append(burst(connection, options, args.db, gevent_url, boxes, "box", args.timeout))
-        print_table(results)
-        with LOG.open() as log:
-            noisy = [line.rstrip() for line in log if " ERROR " in line or " WARNING " in line]
-        pool_full = sum("The Connection Pool Is Full" in line for line in LOG.open())
-        print(
-            f"\nserver log: {len(noisy)} warnings/errors, {pool_full} of them 'The Connection Pool Is Full'"
-            + (f"; first: {noisy[0]}" if noisy else "")
-        )
+        boxes = register_boxes(connection, url, args.boxes)
+        print_table(run_rounds(connection, options, args, url, gevent_url, boxes))
+        print_server_log()
     finally:
         if connection is not None:
             connection.close()
