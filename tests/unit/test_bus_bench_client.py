@@ -7,6 +7,7 @@ import base64
 import hashlib
 import importlib.util
 import json
+import logging
 import socket
 import struct
 import sys
@@ -14,6 +15,8 @@ import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from iotbox_sim.fleet import plan_fleet
 
@@ -122,9 +125,20 @@ def test_attempt_failure_sorts_websocket_clients_texts():
     assert bench.attempt_failure("[Errno 111] Connection refused - reconnect") == bench.OTHER
 
 
-def test_subscriber_counts_every_failed_attempt_of_the_boxs_own_retry(monkeypatch):
-    monkeypatch.setattr(bench, "RECONNECT", 0.1)  # the box waits 10 s between attempts
+@pytest.fixture
+def attempts_watched():
+    """The benchmark's hold on websocket-client's logger, given back afterwards."""
+    logger = logging.getLogger("websocket")
+    level, propagate = logger.level, logger.propagate
     bench.watch_attempts()
+    yield
+    logger.removeHandler(bench.ATTEMPTS)
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+def test_subscriber_counts_every_failed_attempt_of_the_boxs_own_retry(monkeypatch, attempts_watched):
+    monkeypatch.setattr(bench, "RECONNECT", 0.1)  # the box waits 10 s between attempts
     bus = ScriptedBus(["500", "500", "1013", "ack"])
     box = next(box for box in plan_fleet(4, seed=1) if box.style == "18")
     barrier = threading.Barrier(2)
