@@ -8,7 +8,6 @@ every box; "Roll back" serves the previous bundle's stored bytes again
 (byte-identical, same ETag) while the folders still build the withdrawn one.
 """
 
-import contextlib
 import hashlib
 import shutil
 import tempfile
@@ -28,7 +27,7 @@ from odoo.addons.iot_update.models.iot_handlers_bundle import (
 
 from .handlers_common import LINUX_HANDLERS, LINUX_VERSION, HandlersFolderMixin, read_tree, unzip
 from .iot_common import IotHttpCase
-from .test_handlers_genuine_box import GENUINE_MODULE, HANDLERS_FOLDER, load_genuine_helpers
+from .test_handlers_genuine_box import GENUINE_MODULE, HANDLERS_FOLDER, load_genuine_helpers, point_genuine_helpers
 
 CANARY = "aa:bb:cc:20:00:01"
 OTHER = "aa:bb:cc:20:00:02"
@@ -52,19 +51,7 @@ class RolloutMixin(HandlersFolderMixin):
         self.setup_handlers_folder()
         self.homes = {}
         self.current_mac = None
-        helpers = self.helpers
-        replacements = {
-            "get_odoo_server_url": self.base_url,
-            "get_mac_address": lambda: self.current_mac,
-            "path_file": lambda filename: self.homes[self.current_mac] / filename,
-            "file_path": lambda path: str(self.homes[self.current_mac] / "odoo" / "addons" / path),
-            "writable": contextlib.nullcontext,
-        }
-        for name, replacement in replacements.items():
-            self.assertTrue(callable(getattr(helpers, name)), f"helpers.py has no {name}() any more")
-            original = getattr(helpers, name)
-            setattr(helpers, name, replacement)
-            self.addCleanup(setattr, helpers, name, original)
+        point_genuine_helpers(self, self.helpers, lambda: self.current_mac, lambda: self.homes[self.current_mac])
         for mac in (CANARY, OTHER, PINNED):
             home = Path(tempfile.mkdtemp(prefix="iot_update_box_"))
             self.addCleanup(shutil.rmtree, home, ignore_errors=True)

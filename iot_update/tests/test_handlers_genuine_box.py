@@ -52,6 +52,25 @@ def load_genuine_helpers():
     return module
 
 
+def point_genuine_helpers(test, helpers, mac, home):
+    """Point the genuine ``helpers`` at ``test``'s server, at the MAC address
+    ``mac()`` returns and at the box home ``home()`` returns, until the test ends."""
+    replacements = {
+        "get_odoo_server_url": test.base_url,
+        "get_mac_address": mac,
+        # Files go to the box's home instead of the real ~ and Odoo tree ...
+        "path_file": lambda filename: home() / filename,
+        "file_path": lambda path: str(home() / "odoo" / "addons" / path),
+        # ... without remounting / read-write with sudo as the box does.
+        "writable": contextlib.nullcontext,
+    }
+    for name, replacement in replacements.items():
+        test.assertTrue(callable(getattr(helpers, name)), f"helpers.py has no {name}() any more")
+        original = getattr(helpers, name)
+        setattr(helpers, name, replacement)
+        test.addCleanup(setattr, helpers, name, original)
+
+
 class TestGenuineBoxDownload(HandlersFolderMixin, IotHttpCase):
     @classmethod
     def setUpClass(cls):
@@ -68,21 +87,7 @@ class TestGenuineBoxDownload(HandlersFolderMixin, IotHttpCase):
         for kind in ("drivers", "interfaces"):
             (self.box_handlers / kind).mkdir(parents=True)
         self.mac = MAC
-        helpers = self.helpers
-        replacements = {
-            "get_odoo_server_url": self.base_url,
-            "get_mac_address": lambda: self.mac,
-            # Files go to the box's home instead of the real ~ and Odoo tree ...
-            "path_file": lambda filename: self.box_home / filename,
-            "file_path": lambda path: str(self.box_home / "odoo" / "addons" / path),
-            # ... without remounting / read-write with sudo as the box does.
-            "writable": contextlib.nullcontext,
-        }
-        for name, replacement in replacements.items():
-            self.assertTrue(callable(getattr(helpers, name)), f"helpers.py has no {name}() any more")
-            original = getattr(helpers, name)
-            setattr(helpers, name, replacement)
-            self.addCleanup(setattr, helpers, name, original)
+        point_genuine_helpers(self, self.helpers, lambda: self.mac, lambda: self.box_home)
 
     def download(self, auto):
         """Run the box's ``download_iot_handlers(auto)``; return what its folder holds."""
