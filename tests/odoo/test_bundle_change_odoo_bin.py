@@ -1,7 +1,12 @@
 # Copyright 2026 iot_update contributors
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """A real module install through ``odoo-bin``, on a database of its own: the
-registry's load after it flags the boxes holding the old bundle."""
+registry's load after it flags the boxes holding the old bundle.
+
+Not in the addon's tests (Odoo's runner): it creates and drops a database and runs a
+second ``odoo-bin`` with this run's configuration file, rights that the addon's tests,
+shipped in the wheel and run on hosted builds, must not need.
+"""
 
 import shutil
 import subprocess
