@@ -465,21 +465,26 @@ def restart(url, boxes, seconds):
     timings = Timings()
     downloads = []
     threads = []
-    threading.stack_size(256 * 1024)
+    # Small stacks for thousands of box threads; restored after, as the setting is
+    # process-wide (a server thread of the same process would get it too).
+    previous_stack_size = threading.stack_size(256 * 1024)
     begin = time.perf_counter()
     step = seconds / max(len(boxes), 1)
 
     def run(box, at):
         downloads.append(start_box(box, host, port, timings, started=at))
 
-    for number, box in enumerate(boxes):
-        at = begin + number * step
-        delay = at - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        thread = threading.Thread(target=run, args=(box, at), daemon=True)
-        thread.start()
-        threads.append(thread)
+    try:
+        for number, box in enumerate(boxes):
+            at = begin + number * step
+            delay = at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            thread = threading.Thread(target=run, args=(box, at), daemon=True)
+            thread.start()
+            threads.append(thread)
+    finally:
+        threading.stack_size(previous_stack_size)
     for thread in threads:
         thread.join(600)
     elapsed = time.perf_counter() - begin

@@ -10,10 +10,12 @@ from . import test_concurrent_requests
 from . import test_event_access
 from . import test_handlers_genuine_box
 from . import test_handlers_http
+from . import test_handlers_properties
 from . import test_handlers_service
 from . import test_image_feed
 from . import test_iot_settings
 from . import test_setup_http
+from . import test_setup_properties
 from . import test_setup_performance
 from . import test_tour
 from . import test_views

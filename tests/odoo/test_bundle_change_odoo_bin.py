@@ -2,7 +2,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """A real module install through ``odoo-bin``, on a database of its own: the
 registry's load after it records the new bundles, names the module's file as
-what changed, and flags the boxes holding the old bundle."""
+what changed, and flags the boxes holding the old bundle.
+
+Not in the addon's tests (Odoo's runner): it creates and drops a database and runs a
+second ``odoo-bin`` with this run's configuration file, rights that the addon's tests,
+shipped in the wheel and run on hosted builds, must not need.
+"""
 
 import shutil
 import subprocess

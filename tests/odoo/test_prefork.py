@@ -21,6 +21,13 @@ not in its log file. The log file (the master and the HTTP workers, forked
 with their logging set up) is checked whole, except lines of a gevent worker
 that did start (found by its "Evented Service" line); the standard error is
 checked for tracebacks naming the addon.
+
+Not in the addon's tests (Odoo's runner): PostgreSQL copies a database only while
+nobody is connected to it, and Odoo's runner stays connected to its database for the
+whole run, so inside it this test would install a database of its own (a minute more)
+and start five more Odoo processes next to the runner, with a role allowed to create
+databases: rights and room that the addon's tests, shipped in the wheel and run on
+hosted builds, must not need.
 """
 
 import hashlib

@@ -9,6 +9,10 @@ bus notification sent from another process; the server's log must show the
 gevent worker started once, with no traceback. When gevent cannot start (the
 worker dies at import and the master respawns it), nothing listens on the
 gevent port and this test fails.
+
+Not in the addon's tests (Odoo's runner): it checks the environment ``./dev setup``
+prepares (gevent starting in the Python that runs Odoo), by starting a prefork server
+of its own (three more Odoo processes): the project's set-up, not the addon.
 """
 
 import json

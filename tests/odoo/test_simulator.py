@@ -5,6 +5,9 @@
 The simulator runs in-process (its ``run`` function) so that its requests go
 through the test's cursor; they are not made through ``self.opener``, hence
 the flush before and the invalidation after.
+
+Not in the addon's tests (Odoo's runner): it tests the simulator, a tool of this
+repository that the addon's wheel does not ship.
 """
 
 import json

@@ -5,6 +5,9 @@ own websockets (18.0 and 19 styles) bring boxes that looked dead back online.
 
 The simulator runs in-process, over real HTTP and a real websocket to the
 threaded test server, whose cursors go through the test's cursor.
+
+Not in the addon's tests (Odoo's runner): it tests the simulator, a tool of this
+repository that the addon's wheel does not ship.
 """
 
 from datetime import timedelta

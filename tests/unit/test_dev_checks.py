@@ -69,3 +69,28 @@ def test_the_test_run_ends_with_pytests_counts_read_from_its_report(tmp_path):
     )
     assert dev.pytest_closing_line(report) == "pytest: 2 passed, 2 failed, 1 skipped"
     assert dev.pytest_closing_line(tmp_path / "none.xml").startswith("pytest: 0 passed, 0 failed")
+
+
+def test_tests_that_could_not_run_fail_the_run_under_both_runners(tmp_path):
+    report = tmp_path / "report.xml"
+    report.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="4">'
+        '<testcase classname="a" name="tour"><skipped message="BROWSER TOUR NOT RUN: no Chromium found"/></testcase>'
+        '<testcase classname="a" name="prop"><skipped message="PROPERTY TESTS NOT RUN: hypothesis is missing"/>'
+        '</testcase><testcase classname="a" name="other"><skipped message="not on Windows"/></testcase>'
+        '<testcase classname="a" name="ok"/></testsuite></testsuites>'
+    )
+    assert dev.tests_not_run(report) == [
+        "BROWSER TOUR NOT RUN: no Chromium found",
+        "PROPERTY TESTS NOT RUN: hypothesis is missing",
+    ]
+    assert dev.tests_not_run(tmp_path / "none.xml") == []
+    odoo_log = (
+        "2026-11-30 1 INFO db odoo.addons.iot_update.tests.test_setup_properties: "
+        "Starting TestSetupProperties.test_raw_bodies ...\n"
+        "2026-11-30 1 INFO db odoo.addons.iot_update.tests.test_setup_properties: skipped "
+        "test_raw_bodies (odoo.addons.iot_update.tests.test_setup_properties.TestSetupProperties."
+        "test_raw_bodies) : PROPERTY TESTS NOT RUN: the Python package hypothesis is missing\n"
+        "2026-11-30 1 INFO db odoo.addons.base.tests.test_x: skipped test_y : not on Windows\n"
+    )
+    assert dev.odoo_runner_not_run(odoo_log) == [odoo_log.splitlines()[1]]

@@ -52,7 +52,11 @@ def fleet(count):
 def test_restart_spreads_the_boxes_and_each_checks_in_before_its_download(server):
     host, port = server.server_address
     boxes = fleet(10)
+    stack_size = threading.stack_size()
     timings, elapsed, late = bench.restart(f"http://{host}:{port}", boxes, 0.5)
+    # The boxes' small thread stacks are not left to the process's later threads
+    # (e.g. an Odoo server's request threads in the same test run).
+    assert threading.stack_size() == stack_size
     assert late == 0
     assert timings.errors == []
     assert [timings.row(route)["n"] for route in (bench.SETUP, bench.HANDLERS)] == [10, 10]

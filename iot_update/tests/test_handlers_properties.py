@@ -17,130 +17,37 @@ answer is exactly the one the protocol gives.
 import hashlib
 from functools import partial
 from itertools import count
-from urllib.parse import quote_from_bytes
-
-from hypothesis import given
-from hypothesis import strategies as st
 
 from odoo.addons.iot_update.tests.handlers_common import LINUX_VERSION, WINDOWS_VERSION, HandlersFolderMixin, unzip
 from odoo.addons.iot_update.tests.iot_common import IotHttpCase
 from odoo.addons.iot_update.tools.bundle import variant_for
 
-from property_common import ANY_CHAR, SHORT_TEXTS, TEXTS, RequestLogs, TableState, hypothesis_settings
-
-MAC_LINUX = "aa:bb:cc:dd:ee:01"
-SERIAL_WINDOWS, MAC_WINDOWS = "SN-WIN-0002", "aa:bb:cc:dd:ee:02"
-MAC_AUTO_OFF = "aa:bb:cc:dd:ee:03"
-#: Key a request may send -> (variant of its box, automatic update on), None for no box.
-BOXES = {
-    MAC_LINUX: ("linux", True),
-    SERIAL_WINDOWS: ("windows", True),
-    MAC_WINDOWS: ("windows", True),  # found by its MAC address
-    MAC_AUTO_OFF: ("linux", False),
-    "aa:bb:cc:dd:ee:99": None,
-    "SN-UNKNOWN-0009": None,
-}
-BOUNDARY = b"properties-boundary"
-ENCODINGS = ("multipart", "urlencoded", "query")
-
-
-def to_bytes(text):
-    return text.encode("utf-8", "surrogatepass")
-
-
-def multipart(parts, boundary=BOUNDARY):
-    """``parts``: ``(name, value, filename or None)`` as bytes."""
-    body = b""
-    for name, value, filename in parts:
-        disposition = b'Content-Disposition: form-data; name="' + name + b'"'
-        if filename is not None:
-            disposition += b'; filename="' + filename + b'"'
-        body += b"--" + boundary + b"\r\n" + disposition + b"\r\n\r\n" + value + b"\r\n"
-    return body + b"--" + boundary + b"--\r\n"
-
-
-def urlencoded(parts):
-    return "&".join(f"{quote_from_bytes(name)}={quote_from_bytes(value)}" for name, value, __ in parts).encode()
-
-
-def bundle_etag_headers(digest):
-    """``If-None-Match`` values naming ``digest``, as boxes and proxies write them."""
-    return [f'"{digest}"', digest, f'W/"{digest}"', f'"0000", "{digest}"']
-
-
-# Well-formed requests -------------------------------------------------------
-
-EXTRA_FIELDS = st.lists(
-    st.tuples(st.sampled_from(["x", "pad", "db", "csrf_token", "mac_address"]), SHORT_TEXTS.map(to_bytes)), max_size=3
-)
-WELL_FORMED = st.fixed_dictionaries(
-    {
-        "style": st.sampled_from(["mac", "identifier"]),
-        "key": st.sampled_from(sorted(BOXES)),
-        "auto": st.sampled_from(["True", "False", "true", "FALSE"]),
-        "extra": EXTRA_FIELDS,
-        # Later repeats of the fields sent ("key": mac or identifier): the first value counts.
-        "repeats": st.lists(st.tuples(st.sampled_from(["key", "auto"]), SHORT_TEXTS.map(to_bytes)), max_size=2),
-        "encoding": st.sampled_from(ENCODINGS),
-        # None: no header; an int: the current ETag in one of its forms.
-        "if_none_match": st.one_of(
-            st.none(),
-            st.integers(0, 3),
-            st.sampled_from(["*", '"0000"', "", "W/", '"' * 3]),
-            st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=80).map(str.lstrip),
-        ),
-    }
+from .property_common import (
+    BOUNDARY,
+    BOXES,
+    HYPOTHESIS_MISSING,
+    MAC_AUTO_OFF,
+    MAC_LINUX,
+    MAC_WINDOWS,
+    SERIAL_WINDOWS,
+    PropertyCaseMixin,
+    RequestLogs,
+    TableState,
+    bundle_etag_headers,
+    multipart,
+    urlencoded,
 )
 
-# Anything -------------------------------------------------------------------
+if not HYPOTHESIS_MISSING:  # otherwise each test is skipped, saying so
+    from hypothesis import given
 
-NAMES = st.one_of(
-    st.sampled_from([b"mac", b"identifier", b"auto", b"MAC", b"mac[]", b"", b'a"b', b"x\r\ny"]),
-    st.text(ANY_CHAR, max_size=10).map(to_bytes),
-)
-VALUES = st.one_of(
-    st.sampled_from([b"True", b"False", MAC_LINUX.encode(), SERIAL_WINDOWS.encode(), MAC_AUTO_OFF.encode()]),
-    TEXTS.map(to_bytes),
-    st.binary(max_size=40),
-    st.sampled_from([10_000, 16_000, 17_000, 100_000]).map(lambda size: b"v" * size),
-)
-PARTS = st.lists(st.tuples(NAMES, VALUES, st.one_of(st.none(), st.binary(max_size=12))), max_size=6)
-#: A query string stays under the 64 KiB request line of Odoo's HTTP server:
-#: past it, Odoo's own request handler fails before any route is reached.
-QUERY_PARTS = st.lists(st.tuples(NAMES, SHORT_TEXTS.map(to_bytes), st.none()), max_size=4)
-CONTENT_TYPES = st.sampled_from(
-    [
-        "multipart/form-data; boundary=" + BOUNDARY.decode(),
-        "multipart/form-data; boundary=other",
-        "multipart/form-data",
-        "multipart/mixed; boundary=" + BOUNDARY.decode(),
-        "application/x-www-form-urlencoded",
-        "application/x-www-form-urlencoded; charset=latin-1",
-        "application/json",
-        "text/plain",
-        "",
-    ]
-)
-HOSTILE = st.fixed_dictionaries(
-    {
-        "parts": PARTS,
-        "body": st.sampled_from(["multipart", "urlencoded", "binary"]),
-        "raw": st.binary(max_size=300),
-        "content_type": CONTENT_TYPES,
-        "query": st.one_of(st.none(), QUERY_PARTS),
-        "if_none_match": st.one_of(
-            st.none(),
-            st.binary(max_size=60).map(lambda raw: raw.translate(None, b"\r\n\0").lstrip(b" \t")),
-            st.sampled_from([b"*", b"x" * 5000]),
-        ),
-    }
-)
+    from .property_strategies import HOSTILE, WELL_FORMED, hypothesis_settings
 
 WELL_FORMED_EXAMPLES = 1200
 HOSTILE_EXAMPLES = 800
 
 
-class TestHandlersProperties(HandlersFolderMixin, IotHttpCase):
+class TestHandlersProperties(PropertyCaseMixin, HandlersFolderMixin, IotHttpCase):
     def setUp(self):
         super().setUp()
         self.setup_handlers_folder()
