@@ -858,8 +858,9 @@ class IotHandlersBundleChange(models.Model):
 
 class IotHandlersBundleLog(models.Model):
     """The roll-out actions of the IoT administrators, one line per bundle
-    an action changed: append-only, written by ``action_release`` and
-    ``action_roll_back`` (a few lines per action, whatever the fleet's size)."""
+    an action changed, and the holding of new bundles turned on or off:
+    append-only, written by ``action_release``, ``action_roll_back`` and the
+    IoT settings (a few lines per action, whatever the fleet's size)."""
 
     _name = "iot.handlers.bundle.log"
     _description = "IoT Drivers Bundle Roll-out Log"
@@ -867,7 +868,12 @@ class IotHandlersBundleLog(models.Model):
     _log_access = False
 
     bundle_id = fields.Many2one(
-        "iot.handlers.bundle", string="Bundle", required=True, readonly=True, ondelete="cascade", index=True
+        "iot.handlers.bundle",
+        string="Bundle",
+        readonly=True,
+        ondelete="cascade",
+        index=True,
+        help="The bundle the action changed (none for the holding turned on or off).",
     )
     variant = fields.Selection(related="bundle_id.variant")
     date = fields.Datetime(required=True, readonly=True, default=fields.Datetime.now, index=True)
@@ -879,6 +885,8 @@ class IotHandlersBundleLog(models.Model):
             ("released", "Released to all"),
             ("rolled_back", "Rolled back"),
             ("restored", "Current again (roll back)"),
+            ("hold_on", "New bundles held"),
+            ("hold_off", "New bundles no longer held"),
         ],
         required=True,
         readonly=True,
@@ -894,13 +902,13 @@ class IotHandlersBundleLog(models.Model):
     box_count = fields.Integer(string="Boxes Flagged", readonly=True, help="Boxes whose handlers status changed.")
 
     @api.model
-    def _log(self, action, bundle, replaced=None, box_count=0):
-        """Record that the current user did ``action`` on ``bundle``."""
+    def _log(self, action, bundle=None, replaced=None, box_count=0):
+        """Record that the current user did ``action`` (on ``bundle``)."""
         return self.create(
             [
                 {
                     "action": action,
-                    "bundle_id": bundle.id,
+                    "bundle_id": bundle.id if bundle else False,
                     "other_bundle_id": replaced.id if replaced else False,
                     "user_id": self.env.uid,
                     "box_count": box_count,

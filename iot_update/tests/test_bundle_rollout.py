@@ -252,8 +252,11 @@ class TestRolloutAccess(RolloutMixin, IotHttpCase):
         for method in ("action_release", "action_roll_back"):
             with self.assertRaises(AccessError):
                 getattr(held.with_user(self.iot_user), method)()
-        self.assertFalse(Log.search([]), "nothing done, nothing logged")
-        self.assertFalse(held.log_ids)
+        hold = Log.search([])
+        self.assertEqual(
+            [(line.action, line.user_id, line.bundle_id) for line in hold], [("hold_on", self.iot_admin, self.Bundle)]
+        )
+        self.assertFalse(held.log_ids, "nothing done, nothing logged")
 
         self.download(OTHER)
         self.download(CANARY)
@@ -284,7 +287,7 @@ class TestRolloutAccess(RolloutMixin, IotHttpCase):
         self.assertEqual(held.log_ids[0].box_count, 2)
         # IoT users read the log; nobody edits or deletes it, nor writes one by hand.
         as_user = Log.with_user(self.iot_user)
-        self.assertEqual(as_user.search([]), held.log_ids | self.first.log_ids)
+        self.assertEqual(as_user.search([]), hold | held.log_ids | self.first.log_ids)
         self.assertEqual(held.with_user(self.iot_user).log_ids.user_id.name, self.iot_admin.name)
         for user in (self.iot_user, self.iot_admin):
             with self.subTest(user=user.login):
@@ -294,7 +297,13 @@ class TestRolloutAccess(RolloutMixin, IotHttpCase):
                     released.with_user(user).unlink()
                 with self.assertRaises(AccessError):
                     Log.with_user(user).create({"bundle_id": held.id, "action": "released"})
-        self.assertEqual(len(Log.search([])), 3)
+        self.assertEqual(len(Log.search([])), 4)
+        self.hold_new_bundles(False)
+        self.assertEqual(
+            (Log.search([], limit=1).action, Log.search([], limit=1).user_id), ("hold_off", self.iot_admin)
+        )
+        self.hold_new_bundles(False)
+        self.assertEqual(len(Log.search([])), 5, "a setting saved unchanged is no action")
 
     def test_buttons_for_administrators_and_no_bare_digest_on_the_box_form(self):
         def arch(user, model):
