@@ -893,10 +893,10 @@ class IotHandlersBundleLog(models.Model):
     )
     other_bundle_id = fields.Many2one(
         "iot.handlers.bundle",
-        string="In Place Of",
+        string="Other Bundle",
         readonly=True,
         ondelete="set null",
-        help="Released: the bundle it superseded. Rolled back: the bundle made current again. "
+        help="Released to all: the bundle it superseded. Rolled back: the bundle made current again. "
         "Current again: the bundle rolled back.",
     )
     box_count = fields.Integer(string="Boxes Flagged", readonly=True, help="Boxes whose handlers status changed.")
