@@ -6,6 +6,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from ..tools.bundle import variant_for
 from ..tools.settings import positive_int
 
 _logger = logging.getLogger(__name__)
@@ -41,9 +42,32 @@ class IotBoxEvent(models.Model):
     version = fields.Char(help="Version the box reported.")
     # Indexed: a bundle's first and last deliveries are read from here.
     bundle_digest = fields.Char(help="SHA-256 of the handlers bundle delivered.", index="btree_not_null")
+    bundle_id = fields.Many2one(
+        "iot.handlers.bundle",
+        string="Drivers Bundle",
+        compute="_compute_bundle_id",
+        help="The recorded drivers bundle delivered (found by its digest and the box's platform).",
+    )
     detail = fields.Char(help="Refusal reason or other detail.")
     remote_addr = fields.Char(string="Requesting Address", help="Address the request came from (may be a proxy).")
     company_id = fields.Many2one(related="box_id.company_id", store=True, index=True)
+
+    @api.depends("bundle_digest", "box_id.platform")
+    def _compute_bundle_id(self):
+        """The bundle of each event, by digest and the box's platform: not
+        stored, so that recording a delivery stays one INSERT. One query for
+        the events shown."""
+        digests = {digest for digest in self.mapped("bundle_digest") if digest}
+        by_key, by_digest = {}, {}
+        Bundle = self.env["iot.handlers.bundle"]
+        bundles = Bundle.search_fetch([("digest", "in", list(digests))], ["variant", "digest"]) if digests else ()
+        for bundle in bundles:
+            by_key[bundle.variant, bundle.digest] = bundle
+            by_digest.setdefault(bundle.digest, bundle)
+        for event in self:
+            digest = event.bundle_digest
+            bundle = by_key.get((variant_for(event.box_id.platform), digest)) or by_digest.get(digest)
+            event.bundle_id = bundle or False
 
     @api.model
     def _record(self, kind, box=None, identifier=None, version=None, bundle_digest=None, detail=None, remote_addr=None):

@@ -152,6 +152,13 @@ class IotHandlersBundle(models.Model):
         help="Share of the boxes of its platform holding the bundle.",
     )
     older_box_count = fields.Integer(string="Boxes on Another Bundle", compute="_compute_box_counts")
+    log_ids = fields.One2many(
+        "iot.handlers.bundle.log",
+        "bundle_id",
+        string="Roll-out Log",
+        readonly=True,
+        help="Who released or rolled back the bundle, and when.",
+    )
     older_box_ids = fields.Many2many(
         "iot.box",
         string="Boxes Not Holding It",
@@ -253,6 +260,7 @@ class IotHandlersBundle(models.Model):
         if "previous_id" in vals:
             bundle._record_changes()
         boxes = bundle._apply_rollout(bundle.variant)
+        self.env["iot.handlers.bundle.log"].sudo()._log("released", bundle, replaced=current, box_count=len(boxes))
         _logger.info(
             "IoT drivers bundle %s %s released to all by user %s: %s boxes flagged",
             bundle.variant,
@@ -277,6 +285,9 @@ class IotHandlersBundle(models.Model):
         bundle._retire("withdrawn")
         previous.write({"state": "current", "retired_date": False})
         boxes = bundle._apply_rollout(bundle.variant)
+        Log = self.env["iot.handlers.bundle.log"].sudo()
+        Log._log("rolled_back", bundle, replaced=previous, box_count=len(boxes))
+        Log._log("restored", previous, replaced=bundle)
         _logger.info(
             "IoT drivers bundle %s %s rolled back to %s by user %s: %s boxes flagged",
             bundle.variant,
@@ -843,3 +854,64 @@ class IotHandlersBundleChange(models.Model):
     change = fields.Selection([("added", "Added"), ("removed", "Removed"), ("changed", "Changed")], required=True)
     size = fields.Integer(string="Size (bytes)")
     previous_size = fields.Integer(string="Previous Size (bytes)")
+
+
+class IotHandlersBundleLog(models.Model):
+    """The roll-out actions of the IoT administrators, one line per bundle
+    an action changed, and the holding of new bundles turned on or off:
+    append-only, written by ``action_release``, ``action_roll_back`` and the
+    IoT settings (a few lines per action, whatever the fleet's size)."""
+
+    _name = "iot.handlers.bundle.log"
+    _description = "IoT Drivers Bundle Roll-out Log"
+    _order = "date desc, id desc"
+    _log_access = False
+
+    bundle_id = fields.Many2one(
+        "iot.handlers.bundle",
+        string="Bundle",
+        readonly=True,
+        ondelete="cascade",
+        index=True,
+        help="The bundle the action changed (none for the holding turned on or off).",
+    )
+    variant = fields.Selection(related="bundle_id.variant")
+    date = fields.Datetime(required=True, readonly=True, default=fields.Datetime.now, index=True)
+    user_id = fields.Many2one(
+        "res.users", string="By", required=True, readonly=True, ondelete="restrict", default=lambda self: self.env.uid
+    )
+    action = fields.Selection(
+        [
+            ("released", "Released to all"),
+            ("rolled_back", "Rolled back"),
+            ("restored", "Current again (roll back)"),
+            ("hold_on", "New bundles held"),
+            ("hold_off", "New bundles no longer held"),
+        ],
+        required=True,
+        readonly=True,
+    )
+    other_bundle_id = fields.Many2one(
+        "iot.handlers.bundle",
+        string="Other Bundle",
+        readonly=True,
+        ondelete="set null",
+        help="Released to all: the bundle it superseded. Rolled back: the bundle made current again. "
+        "Current again: the bundle rolled back.",
+    )
+    box_count = fields.Integer(string="Boxes Flagged", readonly=True, help="Boxes whose handlers status changed.")
+
+    @api.model
+    def _log(self, action, bundle=None, replaced=None, box_count=0):
+        """Record that the current user did ``action`` (on ``bundle``)."""
+        return self.create(
+            [
+                {
+                    "action": action,
+                    "bundle_id": bundle.id if bundle else False,
+                    "other_bundle_id": replaced.id if replaced else False,
+                    "user_id": self.env.uid,
+                    "box_count": box_count,
+                }
+            ]
+        )

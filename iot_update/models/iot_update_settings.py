@@ -155,6 +155,7 @@ class IotUpdateSettings(models.TransientModel):
         params.set_param(RETENTION_PARAM, str(event_retention_days))
         if hold_bundles is not None and bool(hold_bundles) != self.env["iot.handlers.bundle"]._hold_enabled():
             params.set_param(HOLD_PARAM, "True" if hold_bundles else False)
+            self.env["iot.handlers.bundle.log"].sudo()._log("hold_on" if hold_bundles else "hold_off")
             _logger.info("IoT new drivers bundles %s by user %s", "held" if hold_bundles else "not held", self.env.uid)
         if offline_delay_hours != previous_delay:
             _logger.info("IoT offline delay set to %s hours by user %s", offline_delay_hours, self.env.uid)

@@ -10,7 +10,12 @@ from .iot_common import PRINTER, IotCase
 
 IOT_MODELS = ("iot.box", "iot.device", "iot.box.event", "iot.image.requirement", "iot.image.release")
 #: Written by the server only (IoT administrators release and roll back through methods).
-BUNDLE_MODELS = ("iot.handlers.bundle", "iot.handlers.bundle.file", "iot.handlers.bundle.change")
+BUNDLE_MODELS = (
+    "iot.handlers.bundle",
+    "iot.handlers.bundle.file",
+    "iot.handlers.bundle.change",
+    "iot.handlers.bundle.log",
+)
 
 
 class TestAccess(IotCase):

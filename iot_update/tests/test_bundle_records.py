@@ -153,6 +153,36 @@ class TestBundleRecords(BundleRecordsMixin, IotCase):
         self.assertEqual(self.serve(other).bundle.digest, first.digest)
         self.assertFalse(other.handlers_outdated)
 
+    def test_history_links_each_delivery_to_its_bundle(self):
+        canary, other = self.linux_box(1, canary=True), self.linux_box(2)
+        first = self.bundle()
+        self.params.set_param(HOLD_PARAM, "True")
+        self.change({"drivers/SerialScaleDriver.py": b"# scale v2\n"})
+        held = self.bundle("held")
+        for box in (canary, other):
+            self.serve(box)
+        self.env.flush_all()
+        self.env.invalidate_all()
+        Event = self.env["iot.box.event"]
+        deliveries = Event.search([("kind", "=", "delivery"), ("box_id", "in", (canary | other).ids)])
+        self.assertEqual({(event.box_id, event.bundle_id) for event in deliveries}, {(canary, held), (other, first)})
+        # The same digest on two platforms: the event's box says which record.
+        same = self.bundle(variant="windows").copy({"state": "superseded", "digest": held.digest})
+        self.assertEqual(self.Bundle.search([("digest", "=", held.digest)], limit=1), same, "found first by digest")
+        self.env.invalidate_all()
+        self.assertEqual(deliveries.filtered(lambda event: event.box_id == canary).bundle_id, held)
+        # Read for the events shown at once: one query for their bundles.
+        self.env.invalidate_all()
+        deliveries = Event.browse(deliveries.ids)
+        deliveries.mapped("bundle_digest")
+        deliveries.mapped("box_id.platform")
+        with self.assertQueryCount(1):
+            deliveries.mapped("bundle_id")
+        # A check-in has no bundle.
+        checkin = Event.search([("kind", "in", ("checkin", "admission")), ("box_id", "=", canary.id)], limit=1)
+        self.assertTrue(checkin)
+        self.assertFalse(checkin.bundle_id)
+
     def test_a_new_change_replaces_the_held_bundle(self):
         self.params.set_param(HOLD_PARAM, "True")
         first = self.bundle()

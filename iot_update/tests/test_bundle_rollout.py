@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user
 
@@ -229,6 +230,67 @@ class TestRolloutAccess(RolloutMixin, IotHttpCase):
         self.assertEqual(held.state, "current")
         held.with_user(self.iot_admin).action_roll_back()
         self.assertEqual((held.state, self.first.state), ("withdrawn", "current"))
+
+    def test_release_and_roll_back_are_logged_with_who_and_when(self):
+        Log = self.env["iot.handlers.bundle.log"]
+        self.hold_new_bundles()
+        self.change_drivers()
+        held = self.bundle_record("held")
+        for method in ("action_release", "action_roll_back"):
+            with self.assertRaises(AccessError):
+                getattr(held.with_user(self.iot_user), method)()
+        hold = Log.search([])
+        self.assertEqual(
+            [(line.action, line.user_id, line.bundle_id) for line in hold], [("hold_on", self.iot_admin, self.Bundle)]
+        )
+        self.assertFalse(held.log_ids, "nothing done, nothing logged")
+
+        self.download(OTHER)
+        self.download(CANARY)
+        before = fields.Datetime.now()
+        held.with_user(self.iot_admin).action_release()
+        self.env.invalidate_all()
+        released = held.log_ids
+        self.assertEqual(
+            [(line.action, line.user_id, line.other_bundle_id) for line in released],
+            [("released", self.iot_admin, self.first)],
+        )
+        self.assertGreaterEqual(released.date, before)
+        # The box that held the first bundle is now due this one; the canary holds it, the
+        # two others held none before and still do not.
+        self.assertEqual(released.box_count, 1)
+
+        held.with_user(self.iot_admin).action_roll_back()
+        self.env.invalidate_all()
+        self.assertEqual(
+            [(line.action, line.user_id, line.other_bundle_id) for line in held.log_ids],
+            [("rolled_back", self.iot_admin, self.first), ("released", self.iot_admin, self.first)],
+        )
+        self.assertEqual(
+            [(line.action, line.user_id, line.other_bundle_id) for line in self.first.log_ids],
+            [("restored", self.iot_admin, held)],
+        )
+        # The canary (holding the withdrawn bundle) and the box that holds the first again.
+        self.assertEqual(held.log_ids[0].box_count, 2)
+        # IoT users read the log; nobody edits or deletes it, nor writes one by hand.
+        as_user = Log.with_user(self.iot_user)
+        self.assertEqual(as_user.search([]), hold | held.log_ids | self.first.log_ids)
+        self.assertEqual(held.with_user(self.iot_user).log_ids.user_id.name, self.iot_admin.name)
+        for user in (self.iot_user, self.iot_admin):
+            with self.subTest(user=user.login):
+                with self.assertRaises(AccessError):
+                    released.with_user(user).write({"user_id": user.id})
+                with self.assertRaises(AccessError):
+                    released.with_user(user).unlink()
+                with self.assertRaises(AccessError):
+                    Log.with_user(user).create({"bundle_id": held.id, "action": "released"})
+        self.assertEqual(len(Log.search([])), 4)
+        self.hold_new_bundles(False)
+        self.assertEqual(
+            (Log.search([], limit=1).action, Log.search([], limit=1).user_id), ("hold_off", self.iot_admin)
+        )
+        self.hold_new_bundles(False)
+        self.assertEqual(len(Log.search([])), 5, "a setting saved unchanged is no action")
 
     def test_buttons_for_administrators_and_no_bare_digest_on_the_box_form(self):
         def arch(user, model):

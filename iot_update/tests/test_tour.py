@@ -6,6 +6,10 @@ import unittest
 
 from odoo.tests import common, new_test_user
 
+from odoo.addons.iot_update.models.iot_handlers_bundle import bundle_cache
+from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
+
+from .handlers_common import LINUX_VERSION, HandlersFolderMixin
 from .iot_common import IotHttpCase
 from .iot_fleet import fleet_patchers, make_fleet
 
@@ -65,3 +69,41 @@ class TestDashboardTour(IotHttpCase):
         self.assertNotEqual(token, "tour-old-token")
         self.assertGreaterEqual(len(token), 20)
         self.assertEqual(self.env["ir.config_parameter"].get_param("iot_update.offline_delay_hours"), "12")
+
+
+class TestRolloutTour(HandlersFolderMixin, IotHttpCase):
+    def setUp(self):
+        super().setUp()
+        missing = browser_missing()
+        if missing:
+            self.skipTest(f"{TOUR_NOT_RUN}: {missing}")
+        self.setup_handlers_folder()
+
+    def test_release_from_driver_bundles_and_read_the_logs(self):
+        """IoT > Driver Bundles, as an IoT administrator who is not a Settings administrator."""
+        admin = new_test_user(
+            self.env,
+            "tour_rollout_admin",
+            name="tour rollout admin",
+            groups="base.group_user,iot_update.group_iot_admin",
+        )
+        Bundle = self.env["iot.handlers.bundle"]
+        self.env["iot.update.settings"].with_user(admin).create({"hold_bundles": True})
+        self.write_handlers({"drivers/SerialScaleDriver.py": b"# scale v2\n"})
+        bundle_cache.clear()
+        Bundle._cron_sync_digests()
+        held = Bundle.search([("variant", "=", "linux"), ("state", "=", "held")])
+        self.assertTrue(held)
+        self.check_in(identifier="aa:bb:cc:40:00:01", version=LINUX_VERSION)
+        canary = self.box("aa:bb:cc:40:00:01")
+        canary.write({"name": "tour-canary", "canary": True})
+        answer = self.bundle_service()._serve_handlers(HandlersRequest("", canary.identifier, True, True))
+        self.assertEqual(answer.bundle.digest, held.digest)
+        try:
+            self.start_tour(
+                "/odoo/action-iot_update.iot_handlers_bundle_action", "iot_update_rollout_tour", login=admin.login
+            )
+        except unittest.SkipTest as error:
+            self.fail(f"Chromium is installed but the tour could not run: {error}")
+        self.assertEqual(held.state, "current")
+        self.assertEqual([(line.action, line.user_id) for line in held.log_ids], [("released", admin)])

@@ -14,7 +14,15 @@ from odoo.tools.safe_eval import safe_eval
 from .iot_common import IotCase
 from .iot_fleet import fleet_patchers, make_fleet
 
-MODELS = ("iot.box", "iot.device", "iot.box.event", "iot.image.requirement", "iot.image.release", "iot.handlers.bundle")
+MODELS = (
+    "iot.box",
+    "iot.device",
+    "iot.box.event",
+    "iot.image.requirement",
+    "iot.image.release",
+    "iot.handlers.bundle",
+    "iot.handlers.bundle.log",
+)
 
 
 class TestViewsLoad(IotCase):
@@ -40,6 +48,7 @@ class TestViewsLoad(IotCase):
             "iot_update.iot_device_action",
             "iot_update.iot_box_event_action",
             "iot_update.iot_handlers_bundle_action",
+            "iot_update.iot_handlers_bundle_log_action",
             "iot_update.iot_image_requirement_action",
             "iot_update.iot_image_release_action",
             "iot_update.res_config_settings_action",
@@ -50,6 +59,29 @@ class TestViewsLoad(IotCase):
             with self.subTest(action=xmlid):
                 result = self.env[action.res_model].get_views([(False, mode) for mode in modes] + [(False, "search")])
                 self.assertEqual(set(result["views"]), {*modes, "search"})
+
+    def test_history_shows_the_bundle_and_keeps_the_digest_for_developer_mode(self):
+        user = new_test_user(self.env, "history_viewer", groups="base.group_user,iot_update.group_iot_user")
+
+        def shown(user, model, view_type):
+            arch = self.env[model].with_user(user).get_views([(False, view_type)])["views"][view_type]["arch"]
+            root = etree.fromstring(arch)
+            if model == "iot.box":
+                root = root.find(".//field[@name='event_ids']")
+            return {field.get("name") for field in root.iter("field")}
+
+        views = {
+            ("iot.box.event", "list"): "iot_update.iot_box_event_view_list",
+            ("iot.box.event", "form"): "iot_update.iot_box_event_view_form",
+            ("iot.box", "form"): "iot_update.iot_box_view_form",
+        }
+        for (model, view_type), xmlid in views.items():
+            with self.subTest(model=model, view_type=view_type):
+                self.assertIn("bundle_id", shown(user, model, view_type))
+                self.assertNotIn("bundle_digest", shown(user, model, view_type))
+                # Kept for developer mode (base.group_no_one, which only a debug session has).
+                digests = etree.fromstring(self.env.ref(xmlid).arch).xpath("//field[@name='bundle_digest']")
+                self.assertEqual([field.get("groups") for field in digests], ["base.group_no_one"])
 
     def test_dashboard_is_the_default_view_of_boxes(self):
         action = self.env.ref("iot_update.iot_box_action")

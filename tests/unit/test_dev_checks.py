@@ -1,10 +1,13 @@
 # Copyright 2026 iot_update contributors
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-"""What ./dev reads to judge the wheel and Odoo's own test runner."""
+"""What ./dev reads to judge the wheel and Odoo's own test runner, and the demo it sets up."""
 
+import ast
 import zipfile
 
 from test_dev_get_odoo import dev
+
+from iotbox_sim.fleet import plan_fleet
 
 
 def test_a_file_missing_from_the_wheel_is_named(tmp_path, monkeypatch):
@@ -94,3 +97,32 @@ def test_tests_that_could_not_run_fail_the_run_under_both_runners(tmp_path):
         "2026-11-30 1 INFO db odoo.addons.base.tests.test_x: skipped test_y : not on Windows\n"
     )
     assert dev.odoo_runner_not_run(odoo_log) == [odoo_log.splitlines()[1]]
+
+def test_the_demo_boxes_named_by_dev_run_are_in_the_simulated_fleet():
+    fleet = {box.name: box for box in plan_fleet(dev.DEMO_BOXES, seed=dev.DEMO_SEED)}
+    for names in (dev.DEMO_CANARIES, dev.DEMO_AUTO_UPDATE_OFF, dev.DEMO_OFFLINE):
+        assert set(names) <= set(fleet)
+    # The canaries start and pull their drivers: none is switched off or refused them.
+    assert not set(dev.DEMO_CANARIES) & {*dev.DEMO_AUTO_UPDATE_OFF, *dev.DEMO_OFFLINE}
+    assert {fleet[name].profile.split("-")[0] for name in dev.DEMO_CANARIES} == {"linux", "windows"}
+
+
+def test_the_demo_drivers_module_is_on_the_demo_databases_addons_path_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(dev, "DEMO_ADDONS", tmp_path / "demo-addons")
+    odoo_root = tmp_path / "odoo"
+    assert dev.demo_addons_args(odoo_root, dev.TEST_DB) == []
+    assert not (tmp_path / "demo-addons").exists()
+    args = dev.demo_addons_args(odoo_root, dev.DEMO_DB)
+    assert args == [f"--addons-path={odoo_root / 'addons'},{dev.ROOT},{tmp_path / 'demo-addons'}"]
+    module = tmp_path / "demo-addons" / dev.DEMO_DRIVERS_MODULE
+    manifest = ast.literal_eval((module / "__manifest__.py").read_text())
+    assert manifest["depends"] == ["iot_update"]
+    assert manifest["installable"]
+    # A handler file where the server looks for a module's drivers (iot_handlers/drivers).
+    handlers = sorted(path.relative_to(module).as_posix() for path in (module / "iot_handlers").rglob("*.py"))
+    assert handlers == ["iot_handlers/drivers/DemoShelfLabelDriver.py"]
+    compile((module / handlers[0]).read_text(), handlers[0], "exec")
+    # Written again as this script says.
+    (module / handlers[0]).write_text("changed")
+    dev.demo_addons_args(odoo_root, dev.DEMO_DB)
+    assert (module / handlers[0]).read_text() == dev.DEMO_DRIVERS_FILES[handlers[0]]

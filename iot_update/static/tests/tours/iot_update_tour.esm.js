@@ -114,3 +114,67 @@ registry.category("web_tour.tours").add("iot_update_pairing_token_tour", {
         },
     ],
 });
+
+/**
+ * IoT > Driver Bundles: release the held Linux bundle, see who did it in its
+ * roll-out log, then the bundle each delivery sent in IoT > History and the
+ * release in IoT > Roll-out Log.
+ * tests/odoo/test_tour.py holds the bundle, serves it to a canary box and
+ * checks the result.
+ */
+registry.category("web_tour.tours").add("iot_update_rollout_tour", {
+    steps: () => [
+        {
+            content: "Open the held Linux bundle",
+            trigger:
+                ".o_list_view .o_data_row:contains(IoT Box (Linux)):contains(Held) td[name=variant]",
+            run: "click",
+        },
+        {
+            content: "Release it to all",
+            trigger: ".o_form_view button[name=action_release]",
+            run: "click",
+        },
+        {
+            content: "Confirm",
+            trigger: ".modal-footer .btn-primary",
+            run: "click",
+        },
+        {
+            content: "The bundle is current",
+            trigger: ".o_statusbar_status .o_arrow_button_current:contains(Current)",
+        },
+        {
+            content: "Open its roll-out log",
+            trigger: ".o_notebook .nav-link:contains(Roll-out log)",
+            run: "click",
+        },
+        {
+            content: "The release is logged with who did it",
+            trigger:
+                ".o_field_widget[name=log_ids] .o_data_row:contains(Released to all):contains(tour rollout admin)",
+        },
+        {
+            content: "Open the history",
+            trigger:
+                ".o_menu_sections [data-menu-xmlid='iot_update.iot_box_event_menu']",
+            run: "click",
+        },
+        {
+            content: "The canary's delivery names its bundle, not a digest",
+            trigger:
+                ".o_list_view .o_data_row:contains(tour-canary):contains(Handlers delivery) td[name=bundle_id]:contains(IoT Box (Linux))",
+        },
+        {
+            content: "Open the roll-out log",
+            trigger:
+                ".o_menu_sections [data-menu-xmlid='iot_update.iot_handlers_bundle_log_menu']",
+            run: "click",
+        },
+        {
+            content: "The release and the holding turned on are there",
+            trigger:
+                ".o_list_view:has(.o_data_row:contains(Released to all)):has(.o_data_row:contains(New bundles held))",
+        },
+    ],
+});
