@@ -4,6 +4,8 @@
 
 import zipfile
 
+import pytest
+
 from test_dev_get_odoo import dev
 
 
@@ -94,3 +96,28 @@ def test_tests_that_could_not_run_fail_the_run_under_both_runners(tmp_path):
         "2026-11-30 1 INFO db odoo.addons.base.tests.test_x: skipped test_y : not on Windows\n"
     )
     assert dev.odoo_runner_not_run(odoo_log) == [odoo_log.splitlines()[1]]
+
+
+def test_setup_fails_when_the_venv_still_cannot_import_odoo(tmp_path, monkeypatch):
+    """odoo-bin finds its own folder: only an import check tells a venv that
+    cannot import Odoo (its editable install failed quietly, say)."""
+    commands = []
+    monkeypatch.setattr(dev, "STATE", tmp_path)
+    monkeypatch.setattr(dev, "run", lambda command, **kwargs: commands.append(command))
+    monkeypatch.setattr(dev, "odoo_root_in", lambda python: None)
+    (tmp_path / "odoo").mkdir()
+    (tmp_path / "odoo" / "requirements.txt").write_text("requests\n")
+    with pytest.raises(dev.SetupError, match="cannot import Odoo"):
+        dev.ensure_odoo_importable(tmp_path / "odoo")
+    assert commands[-1][-2:] == ["-e", tmp_path / "odoo"]
+
+
+def test_setup_accepts_a_venv_that_imports_the_tree_it_installed(tmp_path, monkeypatch):
+    roots = iter([None, tmp_path / "odoo"])  # before the install, then after it
+    monkeypatch.setattr(dev, "STATE", tmp_path)
+    monkeypatch.setattr(dev, "run", lambda command, **kwargs: None)
+    monkeypatch.setattr(dev, "odoo_root_in", lambda python: next(roots))
+    (tmp_path / "odoo").mkdir()
+    (tmp_path / "odoo" / "requirements.txt").write_text("requests\n")
+    dev.ensure_odoo_importable(tmp_path / "odoo")
+    assert next(roots, "all read") == "all read"
