@@ -5,6 +5,7 @@
 import ast
 import zipfile
 
+import pytest
 from test_dev_get_odoo import dev
 
 from iotbox_sim.fleet import plan_fleet
@@ -98,6 +99,7 @@ def test_tests_that_could_not_run_fail_the_run_under_both_runners(tmp_path):
     )
     assert dev.odoo_runner_not_run(odoo_log) == [odoo_log.splitlines()[1]]
 
+
 def test_the_demo_boxes_named_by_dev_run_are_in_the_simulated_fleet():
     fleet = {box.name: box for box in plan_fleet(dev.DEMO_BOXES, seed=dev.DEMO_SEED)}
     for names in (dev.DEMO_CANARIES, dev.DEMO_AUTO_UPDATE_OFF, dev.DEMO_OFFLINE):
@@ -126,3 +128,28 @@ def test_the_demo_drivers_module_is_on_the_demo_databases_addons_path_only(tmp_p
     (module / handlers[0]).write_text("changed")
     dev.demo_addons_args(odoo_root, dev.DEMO_DB)
     assert (module / handlers[0]).read_text() == dev.DEMO_DRIVERS_FILES[handlers[0]]
+
+
+def test_setup_fails_when_the_venv_still_cannot_import_odoo(tmp_path, monkeypatch):
+    """odoo-bin finds its own folder: only an import check tells a venv that
+    cannot import Odoo (its editable install failed quietly, say)."""
+    commands = []
+    monkeypatch.setattr(dev, "STATE", tmp_path)
+    monkeypatch.setattr(dev, "run", lambda command, **kwargs: commands.append(command))
+    monkeypatch.setattr(dev, "odoo_root_in", lambda python: None)
+    (tmp_path / "odoo").mkdir()
+    (tmp_path / "odoo" / "requirements.txt").write_text("requests\n")
+    with pytest.raises(dev.SetupError, match="cannot import Odoo"):
+        dev.ensure_odoo_importable(tmp_path / "odoo")
+    assert commands[-1][-2:] == ["-e", tmp_path / "odoo"]
+
+
+def test_setup_accepts_a_venv_that_imports_the_tree_it_installed(tmp_path, monkeypatch):
+    roots = iter([None, tmp_path / "odoo"])  # before the install, then after it
+    monkeypatch.setattr(dev, "STATE", tmp_path)
+    monkeypatch.setattr(dev, "run", lambda command, **kwargs: None)
+    monkeypatch.setattr(dev, "odoo_root_in", lambda python: next(roots))
+    (tmp_path / "odoo").mkdir()
+    (tmp_path / "odoo" / "requirements.txt").write_text("requests\n")
+    dev.ensure_odoo_importable(tmp_path / "odoo")
+    assert next(roots, "all read") == "all read"
