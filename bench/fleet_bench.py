@@ -95,7 +95,8 @@ CARD_SPEC = {
     )
 }
 CARD_SPEC["company_id"] = {"fields": {"display_name": {}}}
-CHANGE_LINE = re.compile(r"IoT handlers bundle (\w+) is now")
+#: iot_update.models.iot_handlers_bundle.NOTICED_LOG, as logged.
+CHANGE_LINE = re.compile(r"IoT handlers bundle (\w+) \w+ noticed \(")
 
 
 def say(message):

@@ -33,6 +33,8 @@ HELD_PARAM = "iot_update.handlers_held.%s"
 #: System parameter holding the digest of the last bundle of a variant built
 #: from the handler folders and recorded (after a roll back, not the current one).
 NOTICED_PARAM = "iot_update.handlers_noticed.%s"
+#: The log line of a recorded bundle change (the fleet benchmark counts them).
+NOTICED_LOG = "IoT handlers bundle %s %s noticed (%s): handlers flag or status changed on %s boxes"
 #: System parameter holding the fingerprint of the handler folders the digests were built from.
 FINGERPRINT_PARAM = "iot_update.handlers_fingerprint"
 #: System parameter: "True" when a new bundle is held back for the canary boxes.
@@ -539,7 +541,7 @@ class IotHandlersBundle(models.Model):
                 boxes = self._apply_rollout(variant)
                 changed[variant] = boxes
                 _logger.info(
-                    "IoT handlers bundle %s %s noticed (%s): handlers flag or status changed on %s boxes",
+                    NOTICED_LOG,
                     variant,
                     bundle.digest,
                     record.state,

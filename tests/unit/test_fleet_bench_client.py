@@ -3,6 +3,7 @@
 """The fleet benchmark's client: the boxes' requests, the restart schedule and
 what it reads in the server's log, against a local HTTP server."""
 
+import ast
 import importlib.util
 import json
 import threading
@@ -77,11 +78,11 @@ def test_log_facts_count_recorded_changes_processes_and_errors():
     text = "\n".join(
         [
             "2026-11-30 03:43:00,100 101 INFO db odoo.addons.iot_update.models.iot_handlers_bundle: "
-            "IoT handlers bundle all is now abc: handlers flag or status changed on 10 boxes",
+            "IoT handlers bundle all abc noticed (current): handlers flag or status changed on 10 boxes",
             "2026-11-30 03:43:00,200 101 INFO db odoo.addons.iot_update.models.iot_handlers_bundle: "
-            "IoT handlers bundle linux is now def: handlers flag or status changed on 7 boxes",
+            "IoT handlers bundle linux def noticed (current): handlers flag or status changed on 7 boxes",
             "2026-11-30 03:43:01,300 102 INFO db odoo.addons.iot_update.models.iot_handlers_bundle: "
-            "IoT handlers bundle windows is now ghi: handlers flag or status changed on 3 boxes",
+            "IoT handlers bundle windows ghi noticed (current): handlers flag or status changed on 3 boxes",
             "2026-11-30 03:43:02,400 103 ERROR db odoo.sql_db: bad query: could not serialize access",
             "2026-11-30 03:43:02,500 103 WARNING db odoo.http: something else",
         ]
@@ -89,3 +90,16 @@ def test_log_facts_count_recorded_changes_processes_and_errors():
     facts = bench.log_facts(text)
     assert (facts["changes"], facts["processes"], facts["errors"]) == (3, 2, 1)
     assert "could not serialize access" in facts["error_lines"][0]
+
+
+def test_the_change_line_is_the_one_the_addon_logs():
+    """The addon's log format, read from its source (no Odoo needed), makes a
+    line the benchmark counts: a reworded log line must not make it count 0."""
+    source = (Path(__file__).parents[2] / "iot_update" / "models" / "iot_handlers_bundle.py").read_text()
+    [fmt] = [
+        node.value.value
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and [target.id for target in node.targets] == ["NOTICED_LOG"]
+    ]
+    line = fmt % ("linux", "0" * 64, "held", 12)
+    assert bench.CHANGE_LINE.search(line).group(1) == "linux"
