@@ -251,6 +251,8 @@ class IotBox(models.Model):
         if not self.handlers_digest:
             return self.env._("No drivers received yet")
         if self.handlers_digest == self.handlers_current_digest:
+            if held.state == "held":
+                return self.env._("Trying the held bundle (canary)")
             return self.env._("Current")
         date = format_datetime(self.env, self.handlers_date, dt_format="short") if self.handlers_date else "?"
         if not held:
