@@ -167,9 +167,10 @@ def test_subscribe_messages_bytes():
     )
 
 
-def test_18_box_subscribes_without_cookie_and_reconnects(server):
-    box = box_of("18")
-    link = BusLink(server.url, box, CHANNEL, db="ignored", reconnect=0.2)
+def connect_twice(server, box, db):
+    """Keep ``box`` on ``server``'s bus until it has subscribed twice (the
+    server closes each connection after one notification); the stopped link."""
+    link = BusLink(server.url, box, CHANNEL, db=db, reconnect=0.2)
     link.start()
     try:
         assert wait_for(lambda: len(server.frames) >= 2), server.frames
@@ -177,6 +178,12 @@ def test_18_box_subscribes_without_cookie_and_reconnects(server):
         link.stop()
         link.join(5)
     assert not link.is_alive()
+    return link
+
+
+def test_18_box_subscribes_without_cookie_and_reconnects(server):
+    box = box_of("18")
+    link = connect_twice(server, box, db="ignored")
     # No /web/login for an 18.0 box, even when the database is known.
     assert all(head.startswith(b"GET /websocket HTTP/1.1") for head in server.requests)
     __, headers = headers_of(server.requests[0])
@@ -191,13 +198,7 @@ def test_18_box_subscribes_without_cookie_and_reconnects(server):
 
 def test_19_box_logs_in_then_sends_the_last_id_it_received(server):
     box = box_of("19")
-    link = BusLink(server.url, box, CHANNEL, db="my db", reconnect=0.2)
-    link.start()
-    try:
-        assert wait_for(lambda: len(server.frames) >= 2), server.frames
-    finally:
-        link.stop()
-        link.join(5)
+    connect_twice(server, box, db="my db")
     assert server.requests[0].startswith(b"GET /web/login?db=my+db HTTP/1.1")
     ws_heads = [head for head in server.requests if head.startswith(b"GET /websocket")]
     __, headers = headers_of(ws_heads[0])
