@@ -12,7 +12,7 @@ from odoo.tests import HttpCase, TransactionCase, tagged
 
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
 
-BOX_LOGGER = "odoo.addons.iot_update.models.iot_box"
+BOX_LOGGER = "odoo.addons.iot_update.models.iot_box_checkin"
 CONTROLLER_LOGGER = "odoo.addons.iot_update.controllers.iot_update"
 
 

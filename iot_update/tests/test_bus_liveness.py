@@ -234,6 +234,8 @@ class TestGenuineBoxOnTheBus(BusCase):
         self.assertAlmostEqual(box.last_seen_bus, fields.Datetime.now(), delta=timedelta(minutes=1))
         self.assertEqual(box.last_seen, box.last_seen_bus)
         self.assertEqual(len(self.events(box) - events_before), 1)
+        # Where the box's websocket came from: the address its log is accepted from.
+        self.assertEqual(box.bus_remote_addr, "127.0.0.1")
         self.assertTrue(genuine.stop(), "the box's thread did not end")
 
     def test_genuine_18_box_receives_its_orders(self):
@@ -309,7 +311,7 @@ class TestForgedSubscriptions(BusCase):
         self.assertFalse(box.last_seen_bus)
 
     def test_refused_check_in_answers_no_channel(self):
-        with mute_logger("odoo.addons.iot_update.models.iot_box"):
+        with mute_logger("odoo.addons.iot_update.models.iot_box_checkin"):
             self.assertEqual(self.check_in(token="wrong"), "")
 
 
@@ -575,12 +577,27 @@ class TestBusContact(IotCase):
             self.assertEqual(self.subscribe(data), box)
             self.assertEqual(box.last_seen_bus.minute, BUS_CONTACT_THROTTLE_MINUTES + 1)
 
+    def test_a_new_address_is_recorded_within_the_throttle(self):
+        with freeze_time("2026-01-01 10:00:00"):
+            channel = self.check_in()
+            box = self.box()
+            data = {"channels": [channel], "last": 0, "mac_address": MAC}
+            self.assertEqual(self.subscribe(data), box)
+            self.assertEqual(box.bus_remote_addr, "10.0.0.9")
+        with freeze_time("2026-01-01 10:01:00"):
+            # The same address within the throttle: nothing written.
+            self.assertFalse(self.subscribe(data))
+            # Another address (the box moved, or its router got a new one): recorded at once.
+            self.assertEqual(self.env["iot.box"]._record_bus_contact(MAC, "10.0.0.10"), box)
+            self.assertEqual(box.bus_remote_addr, "10.0.0.10")
+            self.assertEqual(box.last_seen_bus, fields.Datetime.to_datetime("2026-01-01 10:01:00"))
+
     def test_back_online_logged(self):
         channel = self.check_in()
         box = self.box()
         box.last_contact = fields.Datetime.now() - timedelta(days=2)
         box._refresh_update_status()
-        with self.assertLogs("odoo.addons.iot_update.models.iot_box", logging.INFO) as logs:
+        with self.assertLogs("odoo.addons.iot_update.models.iot_box_checkin", logging.INFO) as logs:
             self.subscribe({"channels": [channel], "last": 0, "mac_address": MAC})
         self.assertIn("back online", logs.output[0])
         event = self.env["iot.box.event"].search([("box_id", "=", box.id), ("kind", "=", "back_online")])

@@ -72,6 +72,8 @@ class TestSetupOverHttp(IotHttpCase):
         self.assertEqual(box.name, "iotbox-genuine")
         self.assertEqual(box.ip, "192-168-1-42.abcd.odoo-iot.com")
         self.assertEqual(box.version, "L24.11-18.0#1a2b3c4")
+        # Where the check-in came from, as this server saw it (the test client's address).
+        self.assertEqual(box.checkin_remote_addr, "127.0.0.1")
         # The box never sends its distant display.
         self.assertEqual(sorted(box.device_ids.mapped("identifier")), ["serial_scale", "usb_printer"])
 

@@ -95,7 +95,7 @@ class TestSimulator(IotHttpCase):
 
     def test_wrong_token_registers_nothing(self):
         self.token = "not-the-pairing-token"
-        with self.assertLogs("odoo.addons.iot_update.models.iot_box", "WARNING") as logs:
+        with self.assertLogs("odoo.addons.iot_update.models.iot_box_checkin", "WARNING") as logs:
             report = self.simulate(handlers=False, boxes=2)
         self.assertEqual(len(logs.records), 2)
         # The genuine server answers a refused box like an accepted one.
