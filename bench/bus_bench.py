@@ -65,6 +65,7 @@ import time
 import xmlrpc.client
 from pathlib import Path
 
+import docs_table
 import requests
 from handlers_bench import CONFIG, drop_database, free_port, odoo_bin, pg_connect, read_config, stop_server
 
@@ -487,6 +488,59 @@ def print_table(results):
     )
 
 
+def markdown(results, pool):
+    """The table of ``print_table`` as Markdown, for docs/benchmarks.md; ``pool``
+    is the gevent worker's ``db_maxconn_gevent``."""
+    rows = []
+    for label, runs in results.items():
+        for number, row in enumerate(runs, 1):
+            rows.append(
+                (
+                    f"{pool:,}",
+                    number,
+                    label,
+                    f"{row['subs_per_s']:.1f}",
+                    seconds(row["all_handled"]),
+                    fmt(row["p50"], ",.0f"),
+                    fmt(row["p99"], ",.0f"),
+                    seconds(row["all_online"]),
+                    f"{row['first_try']:,}",
+                    f"{row['retried']:,}",
+                    f"{row['never']:,}",
+                    f"{row[REFUSED]:,}",
+                    f"{row[TRY_LATER]:,}",
+                    f"{row[OTHER]:,}",
+                    f"{row['db_connections']:,}",
+                    f"{row['writes_per_sub']:.2f}",
+                )
+            )
+    rows.sort(key=lambda row: row[1])  # round by round, as they ran
+    header = (
+        "pool",
+        "round",
+        "burst",
+        "subs/s",
+        "all done s",
+        "p50 ms",
+        "p99 ms",
+        "online s",
+        "1st try",
+        "retried",
+        "never",
+        "refused",
+        "1013",
+        "other",
+        "db conns",
+        "writes/sub",
+    )
+    return docs_table.markdown_table(header, rows, right=set(range(len(header))) - {2})
+
+
+def seconds(value):
+    """Three significant digits, as the tables of docs/benchmarks.md give seconds."""
+    return "-" if value is None else f"{value:.3g}" if value < 100 else f"{value:,.0f}"
+
+
 def raise_fd_limit(needed):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < needed:
@@ -516,8 +570,17 @@ def parse_args(argv=None):
     parser.add_argument("--db-port", type=int, help="PostgreSQL server's port (default: .dev/odoo.conf's)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds a burst may take")
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database")
+    docs_table.add_option(parser, "", "bus-BOXES-pool-POOL, with -rounds-N when --rounds is above 1")
     args = parser.parse_args(argv)
+    if args.docs is not None:
+        args.docs = args.docs or block_name(args)
+        docs_table.check(args.docs, parser=parser)
     return args
+
+
+def block_name(args):
+    """The block of docs/benchmarks.md a run writes by default: named after its options."""
+    return f"bus-{args.boxes}-pool-{args.db_maxconn_gevent}" + (f"-rounds-{args.rounds}" if args.rounds > 1 else "")
 
 
 def register_boxes(connection, url, count):
@@ -595,8 +658,11 @@ def main(argv=None):
         )
         connection = pg_connect(options, args.db)
         boxes = register_boxes(connection, url, args.boxes)
-        print_table(run_rounds(connection, options, args, url, gevent_url, boxes))
+        results = run_rounds(connection, options, args, url, gevent_url, boxes)
+        print_table(results)
         print_server_log()
+        if args.docs:
+            docs_table.write(args.docs, markdown(results, args.db_maxconn_gevent))
     finally:
         if connection is not None:
             connection.close()

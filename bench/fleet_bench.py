@@ -58,6 +58,9 @@ sys.path.insert(0, str(ROOT))
 
 from iotbox_sim.fleet import percentile, plan_fleet, setup_payload  # noqa: E402 - after the path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import docs_table  # noqa: E402 - beside this script
+
 _spec = importlib.util.spec_from_file_location("handlers_bench", Path(__file__).resolve().parent / "handlers_bench.py")
 hb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(hb)
@@ -647,7 +650,10 @@ def main(argv=None):
     parser.add_argument("--first-requests", type=int, default=20, help="boxes asking right after a bundle change")
     parser.add_argument("--repeat", type=int, default=5, help="times each dashboard query is timed")
     parser.add_argument("--keep-db", action="store_true")
+    docs_table.add_option(parser, "fleet")
     args = parser.parse_args(argv)
+    if args.docs:
+        docs_table.check(args.docs, parser=parser)
 
     options = hb.read_config()
     base = Path(tempfile.mkdtemp(prefix="iot_update_fleet_"))
@@ -664,7 +670,10 @@ def main(argv=None):
         feed = Feed()
         results = run(args, url, feed)
         results["seconds"] = time.perf_counter() - started
-        report(args, results)
+        with docs_table.capture() as printed:
+            report(args, results)
+        if args.docs:
+            docs_table.write(args.docs, printed.getvalue())
     finally:
         if feed is not None:
             feed.close()

@@ -48,6 +48,8 @@ import time
 import zipfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import docs_table
 import requests
 from urllib3.filepost import encode_multipart_formdata
 
@@ -434,6 +436,33 @@ def print_table(results):
         print(f"{name:<44} " + " ".join(f"{ratio(mode):>10.2f}x" for mode in modes))
 
 
+def markdown(results):
+    """The route table of ``print_table`` as Markdown, for docs/benchmarks.md."""
+    modes = list(next(iter(results.values())))
+    rows = [
+        (route_cell(label), mode, f"{row['rps']:.1f}", f"{row['p50']:.1f}", f"{row['p99']:.1f}")
+        for label, by_mode in results.items()
+        for mode in modes
+        for row in (by_mode[mode],)
+    ]
+    table = docs_table.markdown_table(("route", "mode", "req/s", "p50 ms", "p99 ms"), rows, right=(2, 3, 4))
+    a, b, c = (results[label] for label in results)
+    ratios = docs_table.markdown_table(
+        ("time per request", *modes),
+        [
+            ("(b)/(a), target at least 3", *(f"{a[m]['rps'] / b[m]['rps']:.2f}x" for m in modes)),
+            ("(a)/(c), target at most 2", *(f"{c[m]['rps'] / a[m]['rps']:.2f}x" for m in modes)),
+        ],
+    )
+    return table + "\n" + ratios
+
+
+def route_cell(label):
+    """A route label with its one-word name as code: ``(a) `/iot/get_handlers` ``."""
+    tag, __, name = label.partition(" ")
+    return f"{tag} `{name}`" if name and " " not in name else label
+
+
 def listen_overflows(path="/proc/net/netstat"):
     """Linux's count of connections refused by a full listen queue, or None."""
     try:
@@ -473,7 +502,10 @@ def main(argv=None):
     parser.add_argument("--files", type=int, default=40, help="extra handler files")
     parser.add_argument("--file-size", type=int, default=20_000, help="bytes per extra handler file")
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database")
+    docs_table.add_option(parser, "handlers")
     args = parser.parse_args(argv)
+    if args.docs:
+        docs_table.check(args.docs, parser=parser)
 
     options = read_config()
     base = Path(tempfile.mkdtemp(prefix="iot_update_bench_"))
@@ -502,6 +534,8 @@ def main(argv=None):
         print_table(results)
         if overflows is not None:
             print(f"\nconnections dropped by a full listen queue (1 s retry each): {listen_overflows() - overflows}")
+        if args.docs:
+            docs_table.write(args.docs, markdown(results))
     finally:
         if server is not None:
             stop_server(server)

@@ -48,6 +48,9 @@ sys.path.insert(0, str(ROOT))
 
 from iotbox_sim.fleet import plan_fleet  # noqa: E402 - after the path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import docs_table  # noqa: E402 - beside this script
+
 _spec = importlib.util.spec_from_file_location("handlers_bench", Path(__file__).resolve().parent / "handlers_bench.py")
 hb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(hb)
@@ -394,6 +397,9 @@ def report(args, disk, rounds, timings):
     )
     print(f"VACUUM of the table after the purges (autovacuum's work): {timings['vacuum_after']:.1f} s")
     print()
+
+
+def print_plans(rounds):
     print("The purge's statements on the history table, with their plans (first round, first of each kind):")
     for head, plan in rounds[0]["plans"]:
         print(f"  {head}")
@@ -402,7 +408,16 @@ def report(args, disk, rounds, timings):
     print()
 
 
-def main(argv=None):
+def report_all(args, disk, rounds, timings):
+    """The tables (into docs/benchmarks.md too with ``--docs``), then the purge's plans."""
+    with docs_table.capture() as printed:
+        report(args, disk, rounds, timings)
+    print_plans(rounds)
+    if args.docs:
+        docs_table.write(args.docs, printed.getvalue())
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="iu_history_bench", help="database (dropped and created)")
     parser.add_argument("--boxes", type=int, default=10_000, help="boxes of the fleet")
@@ -410,9 +425,17 @@ def main(argv=None):
     parser.add_argument("--days", type=int, default=90, help="retention in days (iot_update.event_retention_days)")
     parser.add_argument("--rounds", type=int, default=3, help="daily purges measured (one extra day filled each)")
     parser.add_argument("--keep-db", action="store_true")
+    docs_table.add_option(parser, "history")
     args = parser.parse_args(argv)
+    if args.docs:
+        docs_table.check(args.docs, parser=parser)
     if args.per_day < 2 or args.boxes < 1 or args.days < 1 or args.rounds < 1:
         parser.error("--per-day must be at least 2 (a check-in and a delivery); --boxes, --days, --rounds at least 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
 
     options = hb.read_config()
     LOG.parent.mkdir(exist_ok=True)
@@ -445,7 +468,7 @@ def main(argv=None):
         timings["vacuum_after"] = vacuum(registry, analyze=False)
         timings["load"].append(os.getloadavg()[0])
         timings["total"] = time.perf_counter() - started
-        report(args, disk, rounds, timings)
+        report_all(args, disk, rounds, timings)
     finally:
         import odoo
 
