@@ -16,7 +16,7 @@ What it does, in one run:
    first, as the rows would have been appended. The rows are what
    ``_record`` writes: per box and per day a check-in at start (no device
    yet), the handlers delivery that follows it, the check-in of the devices
-   found, then one check-in per device change (see the README, "History at
+   found, then one check-in per device change (see docs/benchmarks.md, "History at
    fleet size");
 3. measures the table and its indexes on disk (after ``VACUUM ANALYZE``, as
    autovacuum leaves a table), per row and for ``--days`` days of history;

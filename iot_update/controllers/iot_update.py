@@ -123,7 +123,7 @@ class IotUpdateController(http.Controller):
         # wait for PostgreSQL to flush them to disk. A crash of the database
         # server may lose the last moments of such records, never corrupt
         # anything; waiting for that flush was a large part of a delivery's
-        # time (README, Benchmark).
+        # time (docs/benchmarks.md, "Handlers benchmark").
         request.env.cr.execute("SET LOCAL synchronous_commit TO OFF")
         answer = (
             request.env["iot.handlers.bundle"]

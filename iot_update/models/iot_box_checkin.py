@@ -69,7 +69,7 @@ class IotBox(models.Model):
     @api.model
     def _find_box(self, identifier, mac=""):
         """The box a request sending ``identifier`` and ``mac`` speaks for,
-        archived ones included (README, "Which box a request speaks for"):
+        archived ones included (docs/protocol.md, "Which box a request speaks for"):
 
         1. the box whose identifier is ``identifier``;
         2. else the box whose identifier is ``mac``: the record of a box that

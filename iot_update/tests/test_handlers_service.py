@@ -262,7 +262,7 @@ class TestHandlersService(HandlersFolderMixin, IotCase):
         self.assertEqual(len(unlink.call_args.args[0]), 20)
 
     def test_purge_finds_old_events_by_the_date_index(self):
-        """The purge removes one day's rows among the retention's (README,
+        """The purge removes one day's rows among the retention's (docs/benchmarks.md,
         "History at fleet size"): it finds them through the index on the
         date, not by reading the whole history."""
         statements = []
