@@ -182,6 +182,7 @@ class IotUpdateController(http.Controller):
         methods=["POST"],
         csrf=False,
         save_session=False,
+        readonly=False,
         max_content_length=box_log_wire.MAX_BODY_BYTES,
     )
     def iot_log(self, **kwargs):
@@ -189,10 +190,14 @@ class IotUpdateController(http.Controller):
         remote_addr = httprequest.remote_addr
         length = httprequest.content_length
         # The genuine box sends its batch chunked (requests posts a
-        # generator): read as it comes, never more than the limit.
+        # generator): read as it comes, never more than the limit. Odoo's
+        # request wrapper offers only get_data(), which reads a chunked body
+        # whole: the stream is read from the werkzeug request it wraps (as
+        # bus/websocket.py reads the socket from its environ).
         body = None
         if length is None or length <= box_log_wire.MAX_BODY_BYTES:
-            body = _read_bounded(httprequest.stream, box_log_wire.MAX_BODY_BYTES)
+            stream = httprequest._HTTPRequest__wrapped.stream
+            body = _read_bounded(stream, box_log_wire.MAX_BODY_BYTES)
         if body is None:
             box_log_refusals.note(_logger, "body too large", None, remote_addr)
             return _empty_ok()
