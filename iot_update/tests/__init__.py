@@ -3,6 +3,7 @@
 from . import test_access
 from . import test_box_log
 from . import test_box_log_http
+from . import test_box_log_properties
 from . import test_bundle_change
 from . import test_bundle_records
 from . import test_bundle_rollout
