@@ -38,7 +38,7 @@ import time
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from handlers_bench import (  # noqa: E402
+from handlers_bench import (
     CONFIG,
     LOG,
     drop_database,
@@ -119,7 +119,7 @@ def measure(url, macs, requests_per_round, rounds):
     }
     latencies = {label: [] for label in routes}
     session = requests.Session()
-    for label, (path, bodies, headers, chunked) in routes.items():  # warm-up
+    for path, bodies, headers, chunked in routes.values():  # warm-up
         for number in range(10):
             timed(session, url + path, bodies[number % len(bodies)], headers, chunked)
     for __ in range(rounds):
@@ -170,7 +170,9 @@ def main(argv=None):
     with connection.cursor() as cr:
         cr.execute("SELECT count(*), count(DISTINCT box_id) FROM iot_box_log")
         rows, boxes = cr.fetchone()
-        cr.execute("SELECT coalesce(max(lines), 0) FROM (SELECT count(*) AS lines FROM iot_box_log GROUP BY box_id) per_box")
+        cr.execute(
+            "SELECT coalesce(max(lines), 0) FROM (SELECT count(*) AS lines FROM iot_box_log GROUP BY box_id) per_box"
+        )
         per_box = cr.fetchone()[0]
         cr.execute("SELECT pg_total_relation_size('iot_box_log')")
         size = cr.fetchone()[0]

@@ -23,8 +23,7 @@ class IotBox(models.Model):
         readonly=True,
         copy=False,
         index="btree_not_null",
-        help="When the box last sent a line of its log at level ERROR or above "
-        "(recorded at most once a minute).",
+        help="When the box last sent a line of its log at level ERROR or above " "(recorded at most once a minute).",
     )
     reporting_errors = fields.Boolean(
         compute="_compute_reporting_errors",

@@ -109,7 +109,8 @@ class IotBoxLog(models.Model):
             return Box, "unknown box"
         if not box.active:
             return Box, "archived box"
-        if not remote_addr or (remote_addr != box.checkin_remote_addr and remote_addr != box.bus_remote_addr):
+        # The bus address is read (one more query) only when the check-in address is not the one.
+        if not remote_addr or (remote_addr != box.checkin_remote_addr and remote_addr != box.bus_remote_addr):  # noqa: PLR1714
             return Box, "not from the box's address"
         settings = self._get_log_settings()
         threshold = LEVEL_NUMBERS[settings["box_log_level"]]

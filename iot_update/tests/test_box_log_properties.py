@@ -137,9 +137,7 @@ class TestBoxLogProperties(PropertyCaseMixin, IotHttpCase):
             return
         box = self.boxes[key]
         kept = [(levelno, expected_text(message)) for levelno, message in lines if levelno >= WARNING]
-        self.env.cr.execute(
-            "SELECT levelno, message FROM iot_box_log WHERE id > %s ORDER BY id", [before[1]]
-        )
+        self.env.cr.execute("SELECT levelno, message FROM iot_box_log WHERE id > %s ORDER BY id", [before[1]])
         self.assertEqual([tuple(row) for row in self.env.cr.fetchall()], kept)
         self.env.cr.execute("SELECT box_id FROM iot_box_log WHERE id > %s", [before[1]])
         self.assertEqual({row[0] for row in self.env.cr.fetchall()}, {box.id} if kept else set())
