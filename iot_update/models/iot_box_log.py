@@ -41,12 +41,15 @@ def level_param(value):
 class IotBoxLog(models.Model):
     _name = "iot.box.log"
     _description = "IoT Box Log Line"
-    _order = "date desc, id desc"
+    # Newest first: the order lines were received in (the primary key's).
+    _order = "id desc"
     # Written by one INSERT per batch (``_receive``), never edited.
     _log_access = False
 
     box_id = fields.Many2one("iot.box", string="IoT Box", required=True, ondelete="cascade", readonly=True)
-    date = fields.Datetime(string="Received", required=True, readonly=True, index=True)
+    # Not indexed: only the daily purge searches by date (one sequential
+    # scan of a table bounded per box); each index would weigh on every batch.
+    date = fields.Datetime(string="Received", required=True, readonly=True)
     level = fields.Selection(
         [(name, name.capitalize()) for name in LEVELS],
         required=True,
@@ -56,7 +59,8 @@ class IotBoxLog(models.Model):
     levelno = fields.Integer(string="Level Number", readonly=True, help="Python level number the box sent.")
     message = fields.Text(readonly=True, help="The line as the box formatted it (its own date, process and logger).")
     remote_addr = fields.Char(string="Address", readonly=True, help="Address the batch came from.")
-    company_id = fields.Many2one("res.company", readonly=True, index=True)
+    # The box's: not stored, so that a batch's INSERT checks one foreign key per line, not two.
+    company_id = fields.Many2one(related="box_id.company_id")
 
     def init(self):
         # A box's lines newest first: the Box Log tab and the count bound.
@@ -133,12 +137,11 @@ class IotBoxLog(models.Model):
         cr = self.env.cr
         cr.execute(
             SQL(
-                """INSERT INTO iot_box_log (box_id, company_id, date, level, levelno, message, remote_addr)
-                   SELECT %(box)s, %(company)s, %(now)s, line.level, line.levelno, line.message, %(addr)s
+                """INSERT INTO iot_box_log (box_id, date, level, levelno, message, remote_addr)
+                   SELECT %(box)s, %(now)s, line.level, line.levelno, line.message, %(addr)s
                      FROM unnest(%(levels)s::varchar[], %(levelnos)s::int[], %(messages)s::text[])
                           AS line(level, levelno, message)""",
                 box=box.id,
-                company=box.company_id.id or None,
                 now=now,
                 addr=remote_addr,
                 levels=[level_of(levelno) for levelno, __ in lines],
@@ -149,8 +152,9 @@ class IotBoxLog(models.Model):
         cr.execute(
             SQL(
                 """DELETE FROM iot_box_log
-                    WHERE id IN (SELECT id FROM iot_box_log WHERE box_id = %(box)s
-                                  ORDER BY id DESC OFFSET %(keep)s)""",
+                    WHERE box_id = %(box)s
+                      AND id <= (SELECT id FROM iot_box_log WHERE box_id = %(box)s
+                                  ORDER BY id DESC OFFSET %(keep)s LIMIT 1)""",
                 box=box.id,
                 keep=max_lines,
             )

@@ -225,6 +225,32 @@ class TestBoxLog(IotCase):
         with self.assertRaises(AccessError):
             line.with_user(nobody).read(["message"])
 
+    def test_lines_follow_the_box_company(self):
+        self.receive((40, "an error"))
+        other = self.env["res.company"].create({"name": "Other shop"})
+        user = new_test_user(
+            self.env, "iot_log_other", groups="base.group_user,iot_update.group_iot_user", company_id=other.id
+        )
+        user.company_ids = other
+        self.assertFalse(self.env["iot.box.log"].with_user(user).search([]))
+        self.box_.company_id = other
+        self.assertEqual(self.env["iot.box.log"].with_user(user).search([]).mapped("message"), ["an error"])
+
+    def test_views_show_the_log_and_the_flag(self):
+        Box = self.env["iot.box"]
+        views = Box.get_views([(False, "form"), (False, "kanban"), (False, "list"), (False, "search")])["views"]
+        form, kanban = views["form"]["arch"], views["kanban"]["arch"]
+        self.assertIn('name="box_log"', form)
+        self.assertIn('name="log_ids"', form)
+        self.assertIn('widget="badge"', form.split('name="box_log"')[1])
+        self.assertIn("Reporting errors", form)
+        self.assertIn("record.reporting_errors.raw_value", kanban)
+        self.assertIn('name="reporting_errors"', views["list"]["arch"])
+        self.assertIn('name="reporting_errors"', views["search"]["arch"])
+        # The Box Log menu is for IoT administrators.
+        menu = self.env.ref("iot_update.iot_box_log_menu")
+        self.assertEqual(menu.groups_id, self.env.ref("iot_update.group_iot_admin"))
+
     def test_settings_in_both_screens(self):
         admin = new_test_user(self.env, "iot_log_settings", groups="base.group_user,iot_update.group_iot_admin")
         form = Form(self.env["iot.update.settings"].with_user(admin))

@@ -50,6 +50,7 @@ class TestViewsLoad(IotCase):
             "iot_update.iot_box_event_action",
             "iot_update.iot_handlers_bundle_action",
             "iot_update.iot_handlers_bundle_log_action",
+            "iot_update.iot_box_log_action",
             "iot_update.iot_image_requirement_action",
             "iot_update.iot_image_release_action",
             "iot_update.res_config_settings_action",
