@@ -275,6 +275,26 @@ class TestBoxLogRefusals(BoxLogHttpMixin, IotHttpCase):
         self.assertEqual(len(logs.output), 1)
         self.assertFalse(self.log_lines())
 
+    def test_an_unexpected_error_is_answered_200_and_writes_nothing(self):
+        """Whatever fails while a batch is kept, the box gets its empty 200 and
+        nothing of the batch is committed (the server logs the error)."""
+        Log = type(self.env["iot.box.log"])
+        original = Log._insert_lines
+
+        def insert_then_fail(model, *args, **kwargs):
+            original(model, *args, **kwargs)
+            raise RuntimeError("disk on fire")
+
+        with (
+            patch.object(Log, "_insert_lines", insert_then_fail),
+            self.assertLogs("odoo.http", "ERROR"),
+            self.assertLogs(CONTROLLER_LOGGER, "WARNING"),
+        ):
+            response = self.post_log(self.body())
+        self.assert_empty_ok(response)
+        self.assertNotIn(b"Traceback", response.content)
+        self.assertFalse(self.log_lines())
+
     def test_only_post(self):
         with mute_logger("odoo.http"):
             self.assertEqual(self.url_open("/iot/log").status_code, 405)
