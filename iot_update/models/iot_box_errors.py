@@ -51,18 +51,29 @@ class IotBox(models.Model):
 
     def _record_error_date(self, date):
         """The box sent an error line at ``date``: one UPDATE, skipped when
-        the date recorded is less than a minute older."""
+        the date recorded is less than a minute older. A box that was not
+        reporting errors starts to (``_on_reporting_errors``)."""
         self.ensure_one()
         self.flush_recordset(["last_error_date"])
         self.env.cr.execute(
             SQL(
-                """UPDATE iot_box SET last_error_date = %(date)s
-                    WHERE id = %(id)s AND (last_error_date IS NULL OR last_error_date < %(throttle)s)""",
+                """UPDATE iot_box box SET last_error_date = %(date)s
+                     FROM (SELECT id, last_error_date FROM iot_box WHERE id = %(id)s) old
+                    WHERE box.id = old.id
+                      AND (old.last_error_date IS NULL OR old.last_error_date < %(throttle)s)
+                RETURNING old.last_error_date""",
                 date=date,
                 id=self.id,
                 throttle=date - timedelta(seconds=ERROR_DATE_THROTTLE_SECONDS),
             ),
             log_exceptions=False,
         )
+        row = self.env.cr.fetchone()
         self.invalidate_recordset(["last_error_date"], flush=False)
         self.modified(["last_error_date"])
+        if row and (not row[0] or row[0] < date - timedelta(hours=REPORTING_ERRORS_HOURS)):
+            self._on_reporting_errors()
+
+    def _on_reporting_errors(self):
+        """Hook called when ``self`` starts reporting errors (its first error
+        line in 24 hours), in the transaction that recorded it."""

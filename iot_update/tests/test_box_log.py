@@ -5,6 +5,7 @@ flag as time passes, forwarding, settings and access rights. The batches are
 given to the model as the controller gives them (HTTP: test_box_log_http)."""
 
 from datetime import datetime, timedelta
+from unittest.mock import patch
 
 from freezegun import freeze_time
 
@@ -157,6 +158,21 @@ class TestBoxLog(IotCase):
             self.receive((50, "critical"))
             self.box_.invalidate_recordset()
             self.assertTrue(self.box_.reporting_errors)
+
+    def test_hook_when_a_box_starts_reporting_errors(self):
+        Box = type(self.Box)
+        with freeze_time(T0) as frozen, patch.object(Box, "_on_reporting_errors", autospec=True) as hook:
+            self.receive((40, "first"))
+            self.assertEqual([call.args[0] for call in hook.call_args_list], [self.box_])
+            for minutes in (2, 60, 23 * 60):
+                frozen.tick(timedelta(minutes=minutes))
+                self.receive((40, "again"))
+            self.assertEqual(hook.call_count, 1, "still reporting errors: no new start")
+            frozen.tick(timedelta(hours=25))
+            self.receive((30, "a warning"))
+            self.assertEqual(hook.call_count, 1)
+            self.receive((50, "after a quiet day"))
+            self.assertEqual(hook.call_count, 2)
 
     def test_error_date_written_once_a_minute(self):
         with freeze_time(T0) as frozen:
