@@ -18,6 +18,7 @@ import importlib.util
 import logging
 import sys
 import types
+import unittest
 from pathlib import Path
 from types import SimpleNamespace
 from unittest.mock import patch
@@ -31,6 +32,7 @@ from odoo.addons.iot_update.controllers.iot_update import box_log_refusals
 
 from .iot_common import CONTROLLER_LOGGER, IotHttpCase
 from .test_handlers_genuine_box import GENUINE_MODULE, load_genuine_helpers, point_genuine_helpers
+from .test_tour import TOUR_NOT_RUN, browser_missing
 
 MAC = "aa:bb:cc:dd:ee:01"
 SERIAL = "SN-19-0001"
@@ -298,3 +300,18 @@ class TestBoxLogRefusals(BoxLogHttpMixin, IotHttpCase):
     def test_only_post(self):
         with mute_logger("odoo.http"):
             self.assertEqual(self.url_open("/iot/log").status_code, 405)
+
+
+class TestBoxLogTour(BoxLogHttpMixin, IotHttpCase):
+    def test_dashboard_flags_the_box_and_its_form_shows_the_line(self):
+        missing = browser_missing()
+        if missing:
+            self.skipTest(f"{TOUR_NOT_RUN}: {missing}")
+        self.check_in(identifier=MAC, name="tour-erroring")
+        self.check_in(identifier="aa:bb:cc:dd:ee:02", name="tour-quiet")
+        body = f"mac {MAC}<log/>\n40,... ERROR ... helpers: Unable to load file: BrokenDriver.py <log/>\n"
+        self.assert_empty_ok(self.post_log(body.encode()))
+        try:
+            self.start_tour("/odoo/action-iot_update.iot_box_action", "iot_update_box_log_tour", login="admin")
+        except unittest.SkipTest as error:
+            self.fail(f"Chromium is installed but the tour could not run: {error}")
