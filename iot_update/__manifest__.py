@@ -18,6 +18,7 @@
         "data/iot_image_requirement_data.xml",
         "data/iot_update_data.xml",
         "data/ir_cron_data.xml",
+        "data/iot_box_log_data.xml",
         "views/iot_box_views.xml",
         "views/iot_device_views.xml",
         "views/iot_box_event_views.xml",
@@ -26,6 +27,7 @@
         "views/iot_image_release_views.xml",
         "views/res_config_settings_views.xml",
         "views/iot_update_settings_views.xml",
+        "views/iot_box_log_views.xml",
         "views/iot_update_menus.xml",
     ],
     "assets": {

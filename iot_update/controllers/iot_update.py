@@ -2,10 +2,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import json
 import logging
+import time
 
 from odoo import http
 from odoo.http import request
 
+from ..tools import box_log as box_log_wire
 from ..tools import handlers_request as handlers_wire
 from ..tools.setup_payload import MAX_BODY_BYTES, PayloadError, read_setup_payload
 
@@ -40,6 +42,22 @@ def _claimed_identifier(data):
     except (KeyError, TypeError, IndexError):
         return None
     return identifier if isinstance(identifier, str) else f"<{type(identifier).__name__}>"
+
+
+#: Refused log batches: one warning line a minute at most, whatever their number.
+box_log_refusals = box_log_wire.RefusalNotice(60, time.monotonic)
+
+
+def _read_bounded(stream, limit):
+    """The body in ``stream`` (a chunked one included), or None when it holds
+    more than ``limit`` bytes: then no more than ``limit + 1`` bytes are read."""
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = stream.read(limit + 1 - len(body))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+    return None
 
 
 def _jsonrpc_error(code, message, status, request_id=None):
@@ -150,3 +168,56 @@ class IotUpdateController(http.Controller):
                 ("Cache-Control", "no-cache"),
             ],
         )
+
+    # The box's own log (SPEC 3.6): batches of lines from the genuine box's
+    # AsyncHTTPHandler, which waits 0.5 s at most and checks nothing but the
+    # connection. Every answer is 200 with an empty body; what is refused
+    # writes nothing. auth='none': the batch carries no credential, the box is
+    # recognised by its identifier and the address it speaks from (model).
+    # csrf=False: boxes have no session, hence no CSRF token.
+    @http.route(
+        "/iot/log",
+        type="http",
+        auth="none",
+        methods=["POST"],
+        csrf=False,
+        save_session=False,
+        readonly=False,
+        max_content_length=box_log_wire.MAX_BODY_BYTES,
+    )
+    def iot_log(self, **kwargs):
+        httprequest = request.httprequest
+        remote_addr = httprequest.remote_addr
+        length = httprequest.content_length
+        # The genuine box sends its batch chunked (requests posts a
+        # generator): read as it comes, never more than the limit. Odoo's
+        # request wrapper offers only get_data(), which reads a chunked body
+        # whole: the stream is read from the werkzeug request it wraps (as
+        # bus/websocket.py reads the socket from its environ).
+        body = None
+        if length is None or length <= box_log_wire.MAX_BODY_BYTES:
+            stream = httprequest._HTTPRequest__wrapped.stream
+            body = _read_bounded(stream, box_log_wire.MAX_BODY_BYTES)
+        if body is None:
+            box_log_refusals.note(_logger, "body too large", None, remote_addr)
+            return _empty_ok()
+        try:
+            batch = box_log_wire.read_log_batch(body)
+        except box_log_wire.BoxLogError as error:
+            box_log_refusals.note(_logger, str(error), None, remote_addr)
+            return _empty_ok()
+        if batch.lines:
+            # A box's log is best effort (the box itself drops lines when the
+            # server is slow): its lines need not wait for PostgreSQL to flush
+            # them to disk, which would be much of the batch's time. A crash of
+            # the database server may lose the last moments of lines, never
+            # corrupt anything (as for handlers deliveries).
+            request.env.cr.execute("SET LOCAL synchronous_commit TO OFF")
+        box, result = request.env["iot.box.log"].sudo()._receive(batch, remote_addr)
+        if not box:
+            box_log_refusals.note(_logger, result, batch.key, remote_addr)
+        return _empty_ok()
+
+
+def _empty_ok():
+    return request.make_response(b"", headers=[("Content-Type", "text/plain; charset=utf-8")])

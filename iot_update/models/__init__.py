@@ -2,7 +2,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from . import iot_box
 from . import iot_box_checkin
+from . import iot_box_errors
 from . import iot_box_event
+from . import iot_box_log
 from . import iot_device
 from . import iot_handlers_bundle
 from . import iot_handlers_bundle_change
@@ -11,5 +13,6 @@ from . import iot_handlers_bundle_log
 from . import iot_image_release
 from . import iot_image_requirement
 from . import iot_update_settings
+from . import ir_http
 from . import ir_websocket
 from . import res_config_settings

@@ -7,6 +7,7 @@ from odoo.exceptions import ValidationError
 
 from .iot_box import OFFLINE_DELAY_PARAM
 from .iot_box_event import RETENTION_PARAM
+from .iot_box_log import LEVELS
 from .iot_handlers_bundle import HOLD_PARAM
 from .iot_image_release import DEFAULT_FEED_URL, FEED_URL_PARAM
 
@@ -53,6 +54,25 @@ class IotUpdateSettings(models.TransientModel):
         "until an IoT administrator releases it to all from IoT > Driver Bundles.",
     )
 
+    box_log_level = fields.Selection(
+        [(name, name.capitalize()) for name in LEVELS],
+        string="Box Log Level Kept",
+        required=True,
+        default="warning",
+        help="Lines of the boxes' own logs below this level are not kept.",
+    )
+    box_log_max_lines = fields.Integer(
+        string="Box Log Lines per Box", required=True, default=200, help="The newest lines of each box are kept."
+    )
+    box_log_retention_days = fields.Integer(
+        string="Box Log Kept (days)", required=True, default=7, help="Older lines are deleted every day."
+    )
+    box_log_forward = fields.Boolean(
+        string="Forward Box Logs to the Server Log",
+        help="Each line kept is also logged by this server (logger odoo.addons.iot_update.box_log), "
+        "at the box's level.",
+    )
+
     # Computed, never stored in the form: saving must not write back a token
     # read before a new one was generated.
     def _compute_pairing_token(self):
@@ -64,6 +84,11 @@ class IotUpdateSettings(models.TransientModel):
     def _check_delays(self):
         for settings in self:
             self._check_iot_settings(settings.offline_delay_hours, settings.event_retention_days)
+
+    @api.constrains("box_log_max_lines", "box_log_retention_days")
+    def _check_box_log_bounds(self):
+        for settings in self:
+            self._check_box_log_settings(settings.box_log_max_lines, settings.box_log_retention_days)
 
     @api.model
     def default_get(self, fields_list):
@@ -96,6 +121,12 @@ class IotUpdateSettings(models.TransientModel):
                 settings.image_feed_url,
                 settings.event_retention_days,
                 hold_bundles=settings.hold_bundles,
+            )
+            self._apply_box_log_settings(
+                settings.box_log_level,
+                settings.box_log_max_lines,
+                settings.box_log_retention_days,
+                settings.box_log_forward,
             )
 
     def action_save(self):
@@ -131,6 +162,7 @@ class IotUpdateSettings(models.TransientModel):
             "image_feed_url": self.env["iot.image.release"]._get_feed_url(),
             "event_retention_days": self.env["iot.box.event"]._get_retention_days(),
             "hold_bundles": self.env["iot.handlers.bundle"]._hold_enabled(),
+            **self.env["iot.box.log"]._get_log_settings(),
         }
 
     @api.model
@@ -160,6 +192,34 @@ class IotUpdateSettings(models.TransientModel):
         if offline_delay_hours != previous_delay:
             _logger.info("IoT offline delay set to %s hours by user %s", offline_delay_hours, self.env.uid)
             Box._refresh_all_update_status()
+
+    @api.model
+    def _check_box_log_settings(self, max_lines, retention_days):
+        if max_lines <= 0:
+            raise ValidationError(self.env._("Keep at least one box log line per box."))
+        if retention_days <= 0:
+            raise ValidationError(self.env._("The box logs must be kept at least one day."))
+
+    @api.model
+    def _apply_box_log_settings(self, level, max_lines, retention_days, forward):
+        """Write the box log system parameters (``iot.box.log``)."""
+        self._check_box_log_settings(max_lines, retention_days)
+        Log = self.env["iot.box.log"].sudo()
+        if Log._get_log_settings() != {
+            "box_log_level": level,
+            "box_log_max_lines": max_lines,
+            "box_log_retention_days": retention_days,
+            "box_log_forward": bool(forward),
+        }:
+            Log._set_log_settings(level, max_lines, retention_days, forward)
+            _logger.info(
+                "IoT box logs: level %s, %s lines per box, %s days, forwarded: %s, set by user %s",
+                level,
+                max_lines,
+                retention_days,
+                bool(forward),
+                self.env.uid,
+            )
 
     @api.model
     def _generate_pairing_token(self):

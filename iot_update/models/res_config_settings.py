@@ -5,6 +5,8 @@ import logging
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
+from .iot_box_log import LEVELS
+
 _logger = logging.getLogger(__name__)
 
 
@@ -24,6 +26,12 @@ class ResConfigSettings(models.TransientModel):
     iot_image_feed_url = fields.Char(string="Image Feed URL")
     iot_event_retention_days = fields.Integer(string="History Retention (days)")
     iot_hold_bundles = fields.Boolean(string="Hold New Driver Bundles")
+    iot_box_log_level = fields.Selection(
+        [(name, name.capitalize()) for name in LEVELS], string="Box Log Level Kept", default="warning"
+    )
+    iot_box_log_max_lines = fields.Integer(string="Box Log Lines per Box")
+    iot_box_log_retention_days = fields.Integer(string="Box Log Kept (days)")
+    iot_box_log_forward = fields.Boolean(string="Forward Box Logs to the Server Log")
 
     # Not stored with the settings: saving them must never write back a token
     # read before a new one was generated.
@@ -49,8 +57,21 @@ class ResConfigSettings(models.TransientModel):
                 settings.iot_offline_delay_hours, settings.iot_event_retention_days
             )
 
+    @api.constrains("iot_box_log_max_lines", "iot_box_log_retention_days")
+    def _check_iot_box_log_bounds(self):
+        for settings in self:
+            self.env["iot.update.settings"]._check_box_log_settings(
+                settings.iot_box_log_max_lines, settings.iot_box_log_retention_days
+            )
+
     def set_values(self):
         res = super().set_values()
+        self.env["iot.update.settings"]._apply_box_log_settings(
+            self.iot_box_log_level or "warning",
+            self.iot_box_log_max_lines,
+            self.iot_box_log_retention_days,
+            self.iot_box_log_forward,
+        )
         self.env["iot.update.settings"]._apply_iot_settings(
             self.iot_offline_delay_hours,
             self.iot_image_feed_url,

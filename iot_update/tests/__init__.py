@@ -1,6 +1,9 @@
 # Copyright 2026 iot_update contributors
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from . import test_access
+from . import test_box_log
+from . import test_box_log_http
+from . import test_box_log_properties
 from . import test_bundle_change
 from . import test_bundle_records
 from . import test_bundle_rollout

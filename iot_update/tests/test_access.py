@@ -9,8 +9,10 @@ from odoo.tests import new_test_user
 from .iot_common import PRINTER, IotCase
 
 IOT_MODELS = ("iot.box", "iot.device", "iot.box.event", "iot.image.requirement", "iot.image.release")
-#: Written by the server only (IoT administrators release and roll back through methods).
+#: Written by the server only (IoT administrators release and roll back through
+#: methods; box log lines come from the boxes).
 BUNDLE_MODELS = (
+    "iot.box.log",
     "iot.handlers.bundle",
     "iot.handlers.bundle.file",
     "iot.handlers.bundle.change",

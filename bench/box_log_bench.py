@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""Cost of a box's log batch (POST /iot/log) beside Odoo's cheapest route.
+
+    .venv/bin/python bench/box_log_bench.py [--boxes 20] [--requests 100] [--rounds 3] [--workers 0]
+
+What it does, in one run (well under a minute with the defaults):
+
+1. creates a fresh database (``<IOT_UPDATE_TEST_DB>_boxlog_bench`` unless
+   ``--db``) with ``iot_update``, using ``.dev/odoo.conf`` (run ``./dev setup``
+   once first), and starts an Odoo server on a free 127.0.0.1 port;
+2. registers ``--boxes`` boxes through ``/iot/setup`` (from 127.0.0.1, the
+   address their log batches then come from);
+3. sends, one at a time, in ``--rounds`` turns of ``--requests`` each:
+   (a) a batch of 50 lines kept (45 warnings, 5 errors: one INSERT of 50 rows,
+   the per-box bound, the box's error date), (b) a batch of 50 INFO lines, below
+   the level kept (nothing written), (c) ``/web/webclient/version_info``, a
+   JSON-RPC route that reads nothing; batches are bodies as the genuine 18.0
+   ``AsyncHTTPHandler`` builds them, sent chunked as it sends them;
+4. prints mean, p50 and p99 latency per route and the ratio to (c), the rows
+   kept per box (the count bound) and the table's size, then stops the server
+   and drops the database (``--keep-db`` keeps it). Server log:
+   ``.dev/bench-odoo.log``.
+
+The box gives the server 0.5 s per batch (``_REQUEST_TIMEOUT``): the p99 of (a)
+is the figure to hold against it; the ratio (a)/(c) is the route's cost beside
+the cheapest request Odoo serves.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from handlers_bench import (
+    CONFIG,
+    LOG,
+    drop_database,
+    free_port,
+    odoo_command,
+    pg_connect,
+    read_config,
+    register_boxes,
+    say,
+    start_server,
+    stop_server,
+)
+
+VERSION_INFO_BODY = b'{"jsonrpc": "2.0", "method": "call", "params": {}}'
+LINE = (
+    "2026-03-01 12:00:00,123 1234 {level} ? odoo.addons.hw_drivers.iot_handlers.drivers.PrinterDriver_L: "
+    "printer {n}: {text} "
+)
+
+
+def batch_body(mac, levelno, level, text):
+    """A 50-line batch as ``AsyncHTTPHandler._flush_logs`` writes it."""
+    lines = [f"mac {mac}"]
+    for n in range(50):
+        number = 40 if levelno >= 30 and n % 10 == 9 else levelno
+        name = "ERROR" if number == 40 else level
+        lines.append(f"{number},{LINE.format(level=name, n=n, text=text)}")
+    return b"".join(line.encode() + b"<log/>\n" for line in lines)
+
+
+def chunks(body):
+    """The body as the genuine box's generator yields it, one record at a time."""
+    for piece in body.split(b"<log/>\n")[:-1]:
+        yield piece + b"<log/>\n"
+
+
+def install(options, db, log):
+    say(f"installing iot_update in a fresh database {db}")
+    drop_database(options, db)
+    command = odoo_command(
+        options, db, options["addons_path"], "-i", "iot_update", "--without-demo=all", "--stop-after-init"
+    )
+    with open(log, "a") as out:
+        command.append("--log-level=warn")
+        if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False).returncode:
+            sys.exit(f"install failed, see {log}")
+
+
+def timed(session, url, body, headers, chunked):
+    started = time.perf_counter()
+    response = session.post(url, data=chunks(body) if chunked else body, headers=headers, timeout=30)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        sys.exit(f"{url} answered {response.status_code}")
+    return elapsed
+
+
+def measure(url, macs, requests_per_round, rounds):
+    routes = {
+        "(a) /iot/log, 50 lines kept": (
+            "/iot/log",
+            [batch_body(mac, 30, "WARNING", "paper low") for mac in macs],
+            {},
+            True,
+        ),
+        "(b) /iot/log, 50 lines below the level": (
+            "/iot/log",
+            [batch_body(mac, 20, "INFO", "status polled") for mac in macs],
+            {},
+            True,
+        ),
+        "(c) /web/webclient/version_info": (
+            "/web/webclient/version_info",
+            [VERSION_INFO_BODY],
+            {"Content-Type": "application/json"},
+            False,
+        ),
+    }
+    latencies = {label: [] for label in routes}
+    session = requests.Session()
+    for path, bodies, headers, chunked in routes.values():  # warm-up
+        for number in range(10):
+            timed(session, url + path, bodies[number % len(bodies)], headers, chunked)
+    for __ in range(rounds):
+        for label, (path, bodies, headers, chunked) in routes.items():
+            for number in range(requests_per_round):
+                latencies[label].append(timed(session, url + path, bodies[number % len(bodies)], headers, chunked))
+    return latencies
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def print_table(latencies):
+    base = statistics.mean(latencies["(c) /web/webclient/version_info"])
+    print(f"{'route':42} {'requests':>8} {'mean ms':>8} {'p50 ms':>7} {'p99 ms':>7} {'x (c)':>6}")
+    for label, values in latencies.items():
+        mean = statistics.mean(values)
+        print(
+            f"{label:42} {len(values):8d} {mean * 1000:8.2f} {percentile(values, 0.5) * 1000:7.2f} "
+            f"{percentile(values, 0.99) * 1000:7.2f} {mean / base:6.2f}"
+        )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default=os.environ.get("IOT_UPDATE_TEST_DB", "iot_update_test") + "_boxlog_bench")
+    parser.add_argument("--boxes", type=int, default=20, help="boxes sending batches in turn")
+    parser.add_argument("--requests", type=int, default=100, help="requests per route and round")
+    parser.add_argument("--rounds", type=int, default=3, help="turns the routes take")
+    parser.add_argument("--workers", type=int, default=0, help="Odoo workers (0: the threaded server)")
+    parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database")
+    args = parser.parse_args(argv)
+    if not CONFIG.exists():
+        sys.exit(f"{CONFIG} is missing: run ./dev setup first")
+    options = read_config()
+    LOG.parent.mkdir(exist_ok=True)
+    install(options, args.db, LOG)
+    server, url = start_server(options, args.db, options["addons_path"], free_port(), args.workers, LOG)
+    try:
+        macs = register_boxes(options, args.db, url, args.boxes)
+        say(f"{len(macs)} boxes registered; {args.rounds} rounds of {args.requests} requests per route")
+        latencies = measure(url, macs, args.requests, args.rounds)
+    finally:
+        stop_server(server)
+    connection = pg_connect(options, args.db)
+    with connection.cursor() as cr:
+        cr.execute("SELECT count(*), count(DISTINCT box_id) FROM iot_box_log")
+        rows, boxes = cr.fetchone()
+        cr.execute(
+            "SELECT coalesce(max(lines), 0) FROM (SELECT count(*) AS lines FROM iot_box_log GROUP BY box_id) per_box"
+        )
+        per_box = cr.fetchone()[0]
+        cr.execute("SELECT pg_total_relation_size('iot_box_log')")
+        size = cr.fetchone()[0]
+    connection.close()
+    print_table(latencies)
+    print(f"rows kept: {rows} for {boxes} boxes (at most {per_box} per box); table and indexes: {size // 1024} KiB")
+    if not args.keep_db:
+        drop_database(options, args.db)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from datetime import timedelta
+
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+from .iot_box_log import ERROR_DATE_THROTTLE_SECONDS
+
+#: A box is "reporting errors" while its last error line is more recent than this.
+REPORTING_ERRORS_HOURS = 24
+
+
+class IotBox(models.Model):
+    """The box's own log (POST /iot/log) on the box: its lines and whether it
+    reported errors lately."""
+
+    _inherit = "iot.box"
+
+    log_ids = fields.One2many("iot.box.log", "box_id", string="Box Log")
+    last_error_date = fields.Datetime(
+        string="Last Error Reported",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        help="When the box last sent a line of its log at level ERROR or above " "(recorded at most once a minute).",
+    )
+    reporting_errors = fields.Boolean(
+        compute="_compute_reporting_errors",
+        search="_search_reporting_errors",
+        help="The box sent lines of its log at level ERROR or above in the last 24 hours (see its Box Log).",
+    )
+
+    @api.depends("last_error_date")
+    def _compute_reporting_errors(self):
+        since = self._reporting_errors_since()
+        for box in self:
+            box.reporting_errors = bool(box.last_error_date) and box.last_error_date >= since
+
+    def _search_reporting_errors(self, operator, value):
+        if operator not in ("=", "!="):
+            return NotImplemented
+        since = self._reporting_errors_since()
+        if (operator == "=") == bool(value):
+            return [("last_error_date", ">=", since)]
+        return ["|", ("last_error_date", "=", False), ("last_error_date", "<", since)]
+
+    @api.model
+    def _reporting_errors_since(self):
+        return fields.Datetime.now() - timedelta(hours=REPORTING_ERRORS_HOURS)
+
+    def _record_error_date(self, date):
+        """The box sent an error line at ``date``: one UPDATE, skipped when
+        the date recorded is less than a minute older. A box that was not
+        reporting errors starts to (``_on_reporting_errors``)."""
+        self.ensure_one()
+        self.flush_recordset(["last_error_date"])
+        self.env.cr.execute(
+            SQL(
+                """UPDATE iot_box box SET last_error_date = %(date)s
+                     FROM (SELECT id, last_error_date FROM iot_box WHERE id = %(id)s) old
+                    WHERE box.id = old.id
+                      AND (old.last_error_date IS NULL OR old.last_error_date < %(throttle)s)
+                RETURNING old.last_error_date""",
+                date=date,
+                id=self.id,
+                throttle=date - timedelta(seconds=ERROR_DATE_THROTTLE_SECONDS),
+            ),
+            log_exceptions=False,
+        )
+        row = self.env.cr.fetchone()
+        self.invalidate_recordset(["last_error_date"], flush=False)
+        self.modified(["last_error_date"])
+        if row and (not row[0] or row[0] < date - timedelta(hours=REPORTING_ERRORS_HOURS)):
+            self._on_reporting_errors()
+
+    def _on_reporting_errors(self):
+        """Hook called when ``self`` starts reporting errors (its first error
+        line in 24 hours), in the transaction that recorded it."""

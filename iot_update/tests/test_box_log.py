@@ -1,0 +1,302 @@
+# Copyright 2026 iot_update contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""The box log kept on the server: levels, bounds, the "Reporting errors"
+flag as time passes, forwarding, settings and access rights. The batches are
+given to the model as the controller gives them (HTTP: test_box_log_http)."""
+
+from datetime import datetime, timedelta
+from unittest.mock import patch
+
+from freezegun import freeze_time
+
+from odoo.exceptions import AccessError, ValidationError
+from odoo.tests import BaseCase, Form, new_test_user, tagged
+
+from odoo.addons.iot_update.tools.box_log import (
+    MAX_MESSAGE_CHARS,
+    TRUNCATED,
+    BoxLogBatch,
+    BoxLogError,
+    level_of,
+    read_log_batch,
+)
+
+from .iot_common import IotCase
+
+MAC = "aa:bb:cc:dd:ee:01"
+ADDR = "127.0.0.1"
+T0 = datetime(2026, 3, 1, 12, 0, 0)
+
+
+def batch(*lines, key=MAC, kind="mac"):
+    return BoxLogBatch(kind, key, list(lines))
+
+
+@tagged("post_install", "-at_install")
+class TestBoxLogFormat(BaseCase):
+    """The body format, from the genuine ``_flush_logs``: ``mac <MAC>`` or
+    ``identifier <serial>``, then ``<levelno>,<line>``, each followed by ``<log/>\\n``."""
+
+    def test_batches(self):
+        self.assertEqual(
+            read_log_batch(b"mac aa:bb<log/>\n40,one<log/>\n30,two, with a comma<log/>\n"),
+            ("mac", "aa:bb", [(40, "one"), (30, "two, with a comma")]),
+        )
+        self.assertEqual(read_log_batch(b"identifier SN-1<log/>\n"), ("identifier", "SN-1", []))
+        # A line holding the separator comes in two pieces: kept whole.
+        self.assertEqual(
+            read_log_batch(b"mac m<log/>\n40,Traceback<log/>\n  x<log/>\n").lines, [(40, "Traceback<log/>\n  x")]
+        )
+        self.assertEqual(read_log_batch(b"mac m<log/>\n40,a\x00b<log/>\n").lines, [(40, "a\ufffdb")])
+        long_line = read_log_batch(b"mac m<log/>\n40," + b"x" * 20_000 + b"<log/>\n").lines[0][1]
+        self.assertEqual((len(long_line), long_line[-len(TRUNCATED) :]), (MAX_MESSAGE_CHARS, TRUNCATED))
+
+    def test_not_batches(self):
+        for body in (
+            b"",
+            b"mac m",
+            b"mac <log/>\n",
+            b"mac  m<log/>\n",
+            b"MAC m<log/>\n",
+            b"serial m<log/>\n",
+            b"mac m<log/>\nboom<log/>\n",
+            b"mac m<log/>\n40,x<log/>\ntrailing",
+            b"mac m<log/>\n40,\xff<log/>\n",
+            b"mac \xff<log/>\n",
+            b"mac " + b"m" * 65 + b"<log/>\n",
+            b"mac m\x01<log/>\n",
+            b"mac m<log/>\n" + b"40,x<log/>\n" * 101,
+            b"mac m<log/>\n1234567890,x<log/>\n",
+        ):
+            with self.subTest(body=body[:40]), self.assertRaises(BoxLogError):
+                read_log_batch(body)
+
+    def test_levels(self):
+        self.assertEqual(
+            [level_of(n) for n in (0, 5, 10, 19, 20, 25, 30, 39, 40, 45, 50, 99)],
+            ["debug"] * 4 + ["info"] * 2 + ["warning"] * 2 + ["error"] * 2 + ["critical"] * 2,
+        )
+
+
+class TestBoxLog(IotCase):
+    def setUp(self):
+        super().setUp()
+        self.check_in(identifier=MAC)
+        self.box_ = self.box(MAC)
+        self.Log = self.env["iot.box.log"].sudo()
+
+    def receive(self, *lines, remote_addr=ADDR, **kwargs):
+        return self.Log._receive(batch(*lines, **kwargs), remote_addr)
+
+    def messages(self, box=None):
+        return self.Log.search([("box_id", "=", (box or self.box_).id)]).mapped("message")
+
+    def test_level_setting(self):
+        lines = [(10, "debug"), (20, "info"), (30, "warning"), (40, "error"), (50, "critical"), (35, "custom")]
+        self.assertEqual(self.receive(*lines), (self.box_, 4))
+        self.assertEqual(sorted(self.messages()), ["critical", "custom", "error", "warning"])
+        self.env["ir.config_parameter"].set_param("iot_update.box_log_level", "DEBUG")
+        self.assertEqual(self.receive(*lines)[1], 6)
+        self.env["ir.config_parameter"].set_param("iot_update.box_log_level", "error")
+        self.assertEqual(self.receive(*lines)[1], 2)
+        self.env["ir.config_parameter"].set_param("iot_update.box_log_level", "nonsense")
+        self.assertEqual(self.receive(*lines)[1], 4, "a mistyped level is the default, WARNING")
+
+    def test_count_bound_is_per_box_and_keeps_the_newest(self):
+        self.check_in(identifier="aa:bb:cc:dd:ee:02")
+        other = self.box("aa:bb:cc:dd:ee:02")
+        self.receive(*[(30, f"other {i}") for i in range(5)], key=other.identifier)
+        self.env["ir.config_parameter"].set_param("iot_update.box_log_max_lines", "10")
+        for start in range(0, 30, 6):
+            self.receive(*[(30, f"line {i}") for i in range(start, start + 6)])
+        self.assertEqual(self.messages(), [f"line {i}" for i in range(29, 19, -1)], "newest first")
+        self.assertEqual(len(self.messages(other)), 5)
+        self.assertEqual(self.box_.log_ids.mapped("message")[0], "line 29")
+
+    def test_count_bound_is_one_insert_and_one_delete(self):
+        self.receive((30, "warm"))
+        self.env.flush_all()
+        with self.assertQueryCount(4):  # find the box, INSERT, DELETE, UPDATE of its error date
+            self.receive(*[(40, f"e{i}") for i in range(50)])
+
+    def test_days_bound(self):
+        with freeze_time(T0) as frozen:
+            self.receive((30, "old"))
+            frozen.tick(timedelta(days=6, hours=23))
+            self.receive((30, "recent"))
+            self.assertEqual(self.Log._cron_purge_box_logs(), 0)
+            frozen.tick(timedelta(hours=2))
+            self.assertEqual(self.Log._cron_purge_box_logs(), 1)
+            self.assertEqual(self.messages(), ["recent"])
+            self.env["ir.config_parameter"].set_param("iot_update.box_log_retention_days", "1")
+            frozen.tick(timedelta(days=1, seconds=1))
+            self.Log._cron_purge_box_logs()
+            self.assertEqual(self.messages(), [])
+
+    def test_reporting_errors_for_24_hours(self):
+        Box = self.Box
+        with freeze_time(T0) as frozen:
+            self.receive((30, "a warning"))
+            self.assertFalse(self.box_.reporting_errors)
+            self.assertFalse(Box.search([("reporting_errors", "=", True)]))
+            self.receive((40, "an error"))
+            self.box_.invalidate_recordset()
+            self.assertEqual(self.box_.last_error_date, T0)
+            self.assertTrue(self.box_.reporting_errors)
+            self.assertEqual(Box.search([("reporting_errors", "=", True)]), self.box_)
+            self.assertNotIn(self.box_, Box.search([("reporting_errors", "=", False)]))
+            frozen.tick(timedelta(hours=23, minutes=59))
+            self.box_.invalidate_recordset()
+            self.assertTrue(self.box_.reporting_errors)
+            self.assertEqual(Box.search([("reporting_errors", "!=", False)]), self.box_)
+            frozen.tick(timedelta(minutes=2))
+            self.box_.invalidate_recordset()
+            self.assertFalse(self.box_.reporting_errors)
+            self.assertFalse(Box.search([("reporting_errors", "=", True)]))
+            self.assertIn(self.box_, Box.search([("reporting_errors", "=", False)]))
+            # A new error flags it again.
+            self.receive((50, "critical"))
+            self.box_.invalidate_recordset()
+            self.assertTrue(self.box_.reporting_errors)
+
+    def test_hook_when_a_box_starts_reporting_errors(self):
+        Box = type(self.Box)
+        with freeze_time(T0) as frozen, patch.object(Box, "_on_reporting_errors", autospec=True) as hook:
+            self.receive((40, "first"))
+            self.assertEqual([call.args[0] for call in hook.call_args_list], [self.box_])
+            for minutes in (2, 60, 23 * 60):
+                frozen.tick(timedelta(minutes=minutes))
+                self.receive((40, "again"))
+            self.assertEqual(hook.call_count, 1, "still reporting errors: no new start")
+            frozen.tick(timedelta(hours=25))
+            self.receive((30, "a warning"))
+            self.assertEqual(hook.call_count, 1)
+            self.receive((50, "after a quiet day"))
+            self.assertEqual(hook.call_count, 2)
+
+    def test_error_date_written_once_a_minute(self):
+        with freeze_time(T0) as frozen:
+            self.receive((40, "e1"))
+            frozen.tick(timedelta(seconds=30))
+            self.receive((40, "e2"))
+            self.box_.invalidate_recordset()
+            self.assertEqual(self.box_.last_error_date, T0)
+            frozen.tick(timedelta(seconds=31))
+            self.receive((40, "e3"))
+            self.box_.invalidate_recordset()
+            self.assertEqual(self.box_.last_error_date, T0 + timedelta(seconds=61))
+
+    def test_refusals(self):
+        archived = self.Box.create({"name": "old", "identifier": "aa:bb:cc:dd:ee:0a", "active": False})
+        archived.checkin_remote_addr = ADDR
+        cases = [
+            (batch((40, "x"), key="aa:bb:cc:dd:ee:99"), ADDR, "unknown box"),
+            (batch((40, "x"), key="aa:bb:cc:dd:ee:0a"), ADDR, "archived box"),
+            (batch((40, "x")), "203.0.113.9", "not from the box's address"),
+            (batch((40, "x")), None, "not from the box's address"),
+        ]
+        for value, addr, reason in cases:
+            with self.subTest(reason):
+                self.assertEqual(self.Log._receive(value, addr), (self.Box, reason))
+        self.assertFalse(self.Log.search([]))
+        self.assertFalse(self.Box.with_context(active_test=False).search([("last_error_date", "!=", False)]))
+
+    def test_box_found_by_serial_or_mac(self):
+        self.check_in(identifier="SN-19", mac="aa:bb:cc:dd:ee:19")
+        box19 = self.box("SN-19")
+        self.assertEqual(self.receive((30, "by serial"), key="SN-19", kind="identifier")[0], box19)
+        self.assertEqual(self.receive((30, "by mac"), key="aa:bb:cc:dd:ee:19")[0], box19)
+
+    def test_forward_to_the_server_log(self):
+        with self.assertNoLogs("odoo.addons.iot_update.box_log", "DEBUG"):
+            self.receive((40, "not forwarded"))
+        self.env["ir.config_parameter"].set_param("iot_update.box_log_forward", "True")
+        with self.assertLogs("odoo.addons.iot_update.box_log", "DEBUG") as logs:
+            self.receive((20, "below the level"), (30, "disk low"), (40, "driver failed"))
+        self.assertEqual(
+            logs.output,
+            [
+                f"WARNING:odoo.addons.iot_update.box_log:IoT box {self.box_.name}: disk low",
+                f"ERROR:odoo.addons.iot_update.box_log:IoT box {self.box_.name}: driver failed",
+            ],
+        )
+
+    def test_access_rights(self):
+        self.receive((40, "an error"))
+        line = self.Log.search([])
+        user = new_test_user(self.env, "iot_log_user", groups="base.group_user,iot_update.group_iot_user")
+        admin = new_test_user(self.env, "iot_log_admin", groups="base.group_user,iot_update.group_iot_admin")
+        nobody = new_test_user(self.env, "iot_log_nobody", groups="base.group_user")
+        for who in (user, admin):
+            with self.subTest(who.login):
+                as_who = line.with_user(who)
+                self.assertEqual(as_who.message, "an error")
+                self.assertEqual(self.box_.with_user(who).log_ids, line)
+                with self.assertRaises(AccessError):
+                    as_who.write({"message": "forged"})
+                with self.assertRaises(AccessError):
+                    as_who.unlink()
+                with self.assertRaises(AccessError):
+                    as_who.create({"box_id": self.box_.id, "date": T0, "level": "error", "message": "forged"})
+        with self.assertRaises(AccessError):
+            line.with_user(nobody).read(["message"])
+
+    def test_lines_follow_the_box_company(self):
+        self.receive((40, "an error"))
+        other = self.env["res.company"].create({"name": "Other shop"})
+        user = new_test_user(
+            self.env, "iot_log_other", groups="base.group_user,iot_update.group_iot_user", company_id=other.id
+        )
+        user.company_ids = other
+        self.assertFalse(self.env["iot.box.log"].with_user(user).search([]))
+        self.box_.company_id = other
+        self.assertEqual(self.env["iot.box.log"].with_user(user).search([]).mapped("message"), ["an error"])
+
+    def test_views_show_the_log_and_the_flag(self):
+        Box = self.env["iot.box"]
+        views = Box.get_views([(False, "form"), (False, "kanban"), (False, "list"), (False, "search")])["views"]
+        form, kanban = views["form"]["arch"], views["kanban"]["arch"]
+        self.assertIn('name="box_log"', form)
+        self.assertIn('name="log_ids"', form)
+        self.assertIn('widget="badge"', form.split('name="box_log"')[1])
+        self.assertIn("Reporting errors", form)
+        self.assertIn("record.reporting_errors.raw_value", kanban)
+        self.assertIn('name="reporting_errors"', views["list"]["arch"])
+        self.assertIn('name="reporting_errors"', views["search"]["arch"])
+        # The Box Log menu is for IoT administrators.
+        menu = self.env.ref("iot_update.iot_box_log_menu")
+        self.assertEqual(menu.groups_id, self.env.ref("iot_update.group_iot_admin"))
+
+    def test_settings_in_both_screens(self):
+        admin = new_test_user(self.env, "iot_log_settings", groups="base.group_user,iot_update.group_iot_admin")
+        form = Form(self.env["iot.update.settings"].with_user(admin))
+        self.assertEqual(
+            (form.box_log_level, form.box_log_max_lines, form.box_log_retention_days, form.box_log_forward),
+            ("warning", 200, 7, False),
+        )
+        form.box_log_level = "error"
+        form.box_log_max_lines = 50
+        form.box_log_retention_days = 3
+        form.box_log_forward = True
+        form.save()
+        params = self.env["ir.config_parameter"]
+        self.assertEqual(params.get_param("iot_update.box_log_level"), "ERROR")
+        self.assertEqual(params.get_param("iot_update.box_log_forward"), "True")
+        general = self.env["res.config.settings"].create({})
+        self.assertEqual(
+            (
+                general.iot_box_log_level,
+                general.iot_box_log_max_lines,
+                general.iot_box_log_retention_days,
+                general.iot_box_log_forward,
+            ),
+            ("error", 50, 3, True),
+        )
+        general.write({"iot_box_log_level": "info", "iot_box_log_forward": False, "iot_box_log_max_lines": 20})
+        general.execute()
+        self.assertEqual(
+            self.Log._get_log_settings(),
+            {"box_log_level": "info", "box_log_max_lines": 20, "box_log_retention_days": 3, "box_log_forward": False},
+        )
+        with self.assertRaises(ValidationError):
+            self.env["res.config.settings"].create({"iot_box_log_max_lines": 0, "iot_box_log_retention_days": 3})
