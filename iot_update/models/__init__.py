@@ -3,6 +3,7 @@
 from . import iot_box
 from . import iot_box_checkin
 from . import iot_box_event
+from . import iot_box_liveness
 from . import iot_device
 from . import iot_handlers_bundle
 from . import iot_handlers_bundle_change
