@@ -24,6 +24,7 @@ class ResConfigSettings(models.TransientModel):
     iot_image_feed_url = fields.Char(string="Image Feed URL")
     iot_event_retention_days = fields.Integer(string="History Retention (days)")
     iot_hold_bundles = fields.Boolean(string="Hold New Driver Bundles")
+    iot_disconnect_grace_minutes = fields.Integer(string="Disconnection Grace (minutes)")
 
     # Not stored with the settings: saving them must never write back a token
     # read before a new one was generated.
@@ -56,6 +57,7 @@ class ResConfigSettings(models.TransientModel):
             self.iot_image_feed_url,
             self.iot_event_retention_days,
             hold_bundles=self.iot_hold_bundles,
+            disconnect_grace_minutes=self.iot_disconnect_grace_minutes,
         )
         return res
 
