@@ -57,7 +57,9 @@ def mark_server_stopping():
     removed, so the bus does not even open a cursor for them)."""
     global server_stopping  # noqa: PLW0603 - one flag per server process
     server_stopping = True
-    Websocket._Websocket__event_callbacks[LifecycleEvent.CLOSE].discard(_on_box_websocket_close)
+    # A new set, not a change of the one a closing websocket may be iterating.
+    callbacks = Websocket._Websocket__event_callbacks
+    callbacks[LifecycleEvent.CLOSE] = callbacks[LifecycleEvent.CLOSE] - {_on_box_websocket_close}
 
 
 Websocket.onclose(_on_box_websocket_close)

@@ -178,12 +178,15 @@ class TestDisconnectionOverTheBus(DisconnectionCase):
 
     def test_close_while_the_server_stops_writes_nothing(self):
         box, data, ws = self.online_box()
-        callbacks = Websocket._Websocket__event_callbacks[LifecycleEvent.CLOSE]
-        self.addCleanup(callbacks.add, iot_box_liveness._on_box_websocket_close)
+        self.startPatcher(patch.dict(Websocket._Websocket__event_callbacks))
         self.startPatcher(patch.object(iot_box_liveness, "server_stopping", False))
         iot_box_liveness.mark_server_stopping()
         self.assertTrue(iot_box_liveness.server_stopping)
-        self.assertNotIn(iot_box_liveness._on_box_websocket_close, callbacks, "closes at stop still cost a cursor")
+        self.assertNotIn(
+            iot_box_liveness._on_box_websocket_close,
+            Websocket._Websocket__event_callbacks[LifecycleEvent.CLOSE],
+            "closes at stop still cost a cursor",
+        )
         ws.close()
         self.wait_for_close()
         self.assertFalse(box.disconnected_since)
