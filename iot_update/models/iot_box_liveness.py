@@ -78,8 +78,10 @@ if not getattr(_gevent_stop, "_iot_update_liveness", False):
     odoo_server.GeventServer.stop = _stop
 
 
+# The liveness of a box from its bus connection, kept apart from its check-in
+# (iot_box_checkin.py) and from its statuses (iot_box.py).
 class IotBox(models.Model):
-    _inherit = "iot.box"
+    _inherit = "iot.box"  # pylint: disable=consider-merging-classes-inherited
 
     disconnected_since = fields.Datetime(
         readonly=True,
@@ -127,9 +129,7 @@ class IotBox(models.Model):
         if super()._offline_now(facts):
             return True
         since = self.disconnected_since
-        return bool(
-            since and since < facts["grace_before"] and not (self.last_contact and self.last_contact > since)
-        )
+        return bool(since and since < facts["grace_before"] and not (self.last_contact and self.last_contact > since))
 
     # ------------------------------------------------------------------
     # Connections
@@ -171,7 +171,7 @@ class IotBox(models.Model):
     def _cron_refresh_update_status(self):
         """Also make offline the boxes whose grace just ended: found by the
         partial index of ``disconnected_since``, nothing read per idle box."""
-        super()._cron_refresh_update_status()
+        result = super()._cron_refresh_update_status()
         self.flush_model(["disconnected_since", "is_offline", "last_contact"])
         grace_before = fields.Datetime.now() - timedelta(minutes=self._get_disconnect_grace_minutes())
         self.env.cr.execute(
@@ -186,6 +186,7 @@ class IotBox(models.Model):
         ids = [row[0] for row in self.env.cr.fetchall()]
         if ids:
             self.browse(ids)._refresh_update_status()
+        return result
 
     def _refresh_update_status(self):
         """Recompute, then record a "went offline" event for each box that
@@ -193,15 +194,11 @@ class IotBox(models.Model):
         if not self:
             return super()._refresh_update_status()
         self.flush_recordset(["is_offline", "update_status"])
-        self.env.cr.execute(
-            SQL("SELECT id, is_offline, update_status FROM iot_box WHERE id = ANY(%s)", list(self.ids))
-        )
+        self.env.cr.execute(SQL("SELECT id, is_offline, update_status FROM iot_box WHERE id = ANY(%s)", list(self.ids)))
         before = {row[0]: row[1:] for row in self.env.cr.fetchall()}
         result = super()._refresh_update_status()
         self.flush_recordset(["is_offline", "update_status"])
-        self.env.cr.execute(
-            SQL("SELECT id, is_offline, update_status FROM iot_box WHERE id = ANY(%s)", list(self.ids))
-        )
+        self.env.cr.execute(SQL("SELECT id, is_offline, update_status FROM iot_box WHERE id = ANY(%s)", list(self.ids)))
         after = {row[0]: row[1:] for row in self.env.cr.fetchall()}
         went_offline = [box_id for box_id, row in after.items() if row[0] and not before.get(box_id, (True,))[0]]
         if went_offline:

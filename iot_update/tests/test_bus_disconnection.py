@@ -283,9 +283,10 @@ class TestLivenessModel(IotCase):
         self.assertEqual(len(self.env["iot.box.event"].search([("kind", "=", "went_offline")])), 30)
 
     def test_grace_in_both_settings_screens(self):
-        self.assertEqual(self.env["iot.update.settings"].default_get(["disconnect_grace_minutes"]), {
-            "disconnect_grace_minutes": DEFAULT_GRACE_MINUTES
-        })
+        self.assertEqual(
+            self.env["iot.update.settings"].default_get(["disconnect_grace_minutes"]),
+            {"disconnect_grace_minutes": DEFAULT_GRACE_MINUTES},
+        )
         self.env["iot.update.settings"].create({"disconnect_grace_minutes": 7})
         self.assertEqual(self.Box._get_disconnect_grace_minutes(), 7)
         self.env["res.config.settings"].create({"iot_disconnect_grace_minutes": 9}).execute()

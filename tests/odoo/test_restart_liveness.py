@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import websocket
 from freezegun import freeze_time
+from test_prefork_websocket import free_port, wait_for_port
 
 import odoo
 from odoo import fields
@@ -33,8 +34,6 @@ from odoo.tools import config
 from odoo.addons.iot_update.models.iot_box_liveness import DEFAULT_GRACE_MINUTES
 from odoo.addons.iot_update.tests.iot_common import box_payload
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
-
-from test_prefork_websocket import free_port, wait_for_port
 
 BOXES = 5
 PREFIX = "ee:77:00:00:00:"

@@ -1,13 +1,13 @@
 // Copyright 2026 iot_update contributors
 // License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 
-import {onWillUnmount} from "@odoo/owl";
 import {FormController} from "@web/views/form/form_controller";
 import {KanbanController} from "@web/views/kanban/kanban_controller";
 import {ListController} from "@web/views/list/list_controller";
 import {formView} from "@web/views/form/form_view";
 import {kanbanView} from "@web/views/kanban/kanban_view";
 import {listView} from "@web/views/list/list_view";
+import {onWillUnmount} from "@odoo/owl";
 import {registry} from "@web/core/registry";
 import {useDebounced} from "@web/core/utils/timing";
 import {useService} from "@web/core/utils/hooks";
