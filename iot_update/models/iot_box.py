@@ -38,6 +38,7 @@ FIND_FIELDS = [
     "token_hash",
     "last_contact",
     "last_seen_bus",
+    "disconnected_since",
     "checkin_remote_addr",
     "drivers_auto_update",
     "canary",
