@@ -68,8 +68,10 @@ def main():
         cr.rollback()
     best = min(idle)
     print(f"{args.boxes} idle connected boxes: refresh {best[0] * 1000:.1f} ms, {best[1]} statements")
-    print(f"{args.ended} of them past the grace: refresh {ended[0] * 1000:.1f} ms, {ended[1]} statements, "
-          f"{events} 'went offline' events")
+    print(
+        f"{args.ended} of them past the grace: refresh {ended[0] * 1000:.1f} ms, {ended[1]} statements, "
+        f"{events} 'went offline' events"
+    )
 
 
 if __name__ == "__main__":

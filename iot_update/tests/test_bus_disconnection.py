@@ -5,15 +5,18 @@ callback, Offline once the grace ended, one event per transition, nothing for
 a server stop or a box that reconnected, one dashboard notification per
 transaction."""
 
+import importlib.util
 import json
 import socket
 import threading
 from datetime import timedelta
+from pathlib import Path
 from unittest.mock import patch
 
 from freezegun import freeze_time
 
 from odoo import fields
+from odoo.modules.module import get_module_path
 
 from odoo.addons.bus.websocket import LifecycleEvent, TimeoutManager, Websocket
 from odoo.addons.iot_update.models import iot_box_liveness
@@ -292,3 +295,30 @@ class TestLivenessModel(IotCase):
         self.env["res.config.settings"].create({"iot_disconnect_grace_minutes": 9}).execute()
         self.assertEqual(self.Box._get_disconnect_grace_minutes(), 9)
         self.assertEqual(self.env["res.config.settings"].create({}).iot_disconnect_grace_minutes, 9)
+
+
+class TestRefreshEveryMinuteUpgrade(IotCase):
+    """Upgrading to 18.0.1.3.0: the status refresh runs every minute."""
+
+    def migrate(self):
+        path = Path(get_module_path("iot_update")) / "migrations" / "18.0.1.3.0" / "post-migration.py"
+        spec = importlib.util.spec_from_file_location("iot_update_tests_migration_18_0_1_3_0", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.migrate(self.env.cr, "18.0.1.2.0")
+
+    def test_old_interval_moves_to_one_minute(self):
+        cron = self.env.ref("iot_update.ir_cron_refresh_update_status")
+        cron.write({"interval_number": 15, "interval_type": "minutes"})
+        cron.flush_recordset()
+        self.migrate()
+        cron.invalidate_recordset()
+        self.assertEqual(cron.interval_number, 1)
+
+    def test_a_chosen_interval_is_kept(self):
+        cron = self.env.ref("iot_update.ir_cron_refresh_update_status")
+        cron.write({"interval_number": 5})
+        cron.flush_recordset()
+        self.migrate()
+        cron.invalidate_recordset()
+        self.assertEqual(cron.interval_number, 5)
