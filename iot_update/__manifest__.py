@@ -31,6 +31,9 @@
         "views/iot_update_menus.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "iot_update/static/src/views/**/*",
+        ],
         "web.assets_tests": [
             "iot_update/static/tests/tours/**/*",
         ],

@@ -5,6 +5,7 @@ from . import iot_box_checkin
 from . import iot_box_errors
 from . import iot_box_event
 from . import iot_box_log
+from . import iot_box_liveness
 from . import iot_device
 from . import iot_handlers_bundle
 from . import iot_handlers_bundle_change

@@ -38,6 +38,7 @@ FIND_FIELDS = [
     "token_hash",
     "last_contact",
     "last_seen_bus",
+    "disconnected_since",
     "checkin_remote_addr",
     "drivers_auto_update",
     "canary",
@@ -300,7 +301,9 @@ class IotBox(models.Model):
             box.code_version = parsed.series
             box.code_commit = parsed.commit
 
-    @api.depends("platform", "image_version", "code_version", "last_seen", "handlers_digest", "canary")
+    @api.depends(
+        "platform", "image_version", "code_version", "last_seen", "handlers_digest", "canary", "disconnected_since"
+    )
     def _compute_update_status(self):
         facts = self._update_facts()
         for box in self:
@@ -310,7 +313,7 @@ class IotBox(models.Model):
                 min_image=facts["min_image"],
                 latest_image=facts["latest_image"],
                 handlers_current=box._handlers_current(facts),
-                offline=not box.last_seen or box.last_seen < facts["offline_before"],
+                offline=box._offline_now(facts),
             )
             box.update(result._asdict())
             box.update_status = result.status
@@ -382,6 +385,12 @@ class IotBox(models.Model):
             }
             facts["held_digests"] = self.env["iot.handlers.bundle"]._held_digests()
         return facts
+
+    def _offline_now(self, facts):
+        """True when the box counts as offline (the delay since its last
+        contact; ``iot_box_liveness`` adds its disconnection)."""
+        self.ensure_one()
+        return not self.last_seen or self.last_seen < facts["offline_before"]
 
     def _parsed_version(self):
         """The box's version as ``_compute_version_parts`` stored it."""
@@ -477,7 +486,10 @@ class IotBox(models.Model):
                 ("last_seen", "=", False),
                 ("last_seen", "<", limit),
                 "&",
+                "&",
                 ("is_offline", "=", True),
                 ("last_seen", ">=", limit),
+                # Offline for its disconnection: the liveness refresh decides.
+                ("disconnected_since", "=", False),
             ]
         )._refresh_update_status()

@@ -294,7 +294,7 @@ class IotBox(models.Model):
     # ------------------------------------------------------------------
 
     @api.model
-    def _on_bus_subscription(self, data, remote_addr=None):
+    def _on_bus_subscription(self, data, remote_addr=None, websocket=None):
         """Record the contact a bus subscription proves, if any.
 
         ``data`` is the subscription's data as the websocket received it
@@ -302,21 +302,25 @@ class IotBox(models.Model):
         channel that box was given, and names the box: ``mac_address`` (18.0)
         or ``identifier`` (19). Anything else changes nothing and costs no
         query. Returns the box whose contact was recorded (empty otherwise,
-        also when the write was throttled).
+        also when the write was throttled). ``websocket``, the box's
+        connection, is tagged so that its close is recorded
+        (``iot_box_liveness``).
         """
         identifier = proven_identity(data, self._channel_for)
         if not identifier:
             return self.browse()
-        return self._record_bus_contact(identifier, remote_addr)
+        connection = self._bus_connection_key(websocket, identifier) if websocket is not None else None
+        return self._record_bus_contact(identifier, remote_addr, connection=connection)
 
     @api.model
-    def _record_bus_contact(self, identifier, remote_addr=None):
+    def _record_bus_contact(self, identifier, remote_addr=None, connection=None):
         """The box ``identifier`` was seen on the bus now.
 
         One UPDATE, by the unique identifier, which writes nothing when the
         box was seen less than ``BUS_CONTACT_THROTTLE_MINUTES`` ago from the
         same address (or is archived): a burst of subscriptions costs one write
-        per box. The address is kept as the box's bus address (the box log
+        per box, but a new connection (``connection``, its key) or the end of a
+        disconnection is always written. The address is kept as the box's bus address (the box log
         accepts lines from it). Only a box
         the dashboard shows as offline gets its statuses recomputed and a
         "back online" event.
@@ -327,21 +331,34 @@ class IotBox(models.Model):
         subscription with a fresh snapshot, as Odoo does for HTTP requests.
         """
         now = fields.Datetime.now()
-        fnames = ["last_seen_bus", "last_seen", "last_contact", "is_offline", "bus_remote_addr"]
+        fnames = [
+            "last_seen_bus",
+            "last_seen",
+            "last_contact",
+            "is_offline",
+            "bus_remote_addr",
+            "bus_connection",
+            "disconnected_since",
+        ]
         self.flush_model(fnames)
         self.env.cr.execute(
             SQL(
                 """UPDATE iot_box
                       SET last_seen_bus = %(now)s, last_seen = GREATEST(last_contact, %(now)s),
-                          bus_remote_addr = COALESCE(%(addr)s, bus_remote_addr)
+                          bus_remote_addr = COALESCE(%(addr)s, bus_remote_addr),
+                          bus_connection = COALESCE(%(connection)s, bus_connection),
+                          disconnected_since = NULL
                     WHERE identifier = %(identifier)s
                       AND active
                       AND (last_seen_bus IS NULL OR last_seen_bus < %(throttle)s
-                           OR bus_remote_addr IS DISTINCT FROM COALESCE(%(addr)s, bus_remote_addr))
+                           OR bus_remote_addr IS DISTINCT FROM COALESCE(%(addr)s, bus_remote_addr)
+                           OR disconnected_since IS NOT NULL
+                           OR bus_connection IS DISTINCT FROM COALESCE(%(connection)s, bus_connection))
                 RETURNING id, is_offline""",
                 now=now,
                 identifier=identifier,
                 addr=remote_addr,
+                connection=connection,
                 throttle=now - timedelta(minutes=BUS_CONTACT_THROTTLE_MINUTES),
             ),
             log_exceptions=False,
@@ -350,7 +367,9 @@ class IotBox(models.Model):
         if not row:
             return self.browse()
         box = self.browse(row[0])
-        box.invalidate_recordset(["last_seen_bus", "last_seen", "bus_remote_addr"], flush=False)
+        box.invalidate_recordset(
+            ["last_seen_bus", "last_seen", "bus_remote_addr", "bus_connection", "disconnected_since"], flush=False
+        )
         if row[1]:
             box._refresh_update_status()
             self.env["iot.box.event"].sudo()._record(

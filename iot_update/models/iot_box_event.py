@@ -36,6 +36,7 @@ class IotBoxEvent(models.Model):
             ("not_modified", "Handlers not modified"),
             ("refusal", "Refusal"),
             ("back_online", "Back online"),
+            ("went_offline", "Went offline"),
         ],
         required=True,
     )

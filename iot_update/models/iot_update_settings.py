@@ -8,6 +8,7 @@ from odoo.exceptions import ValidationError
 from .iot_box import OFFLINE_DELAY_PARAM
 from .iot_box_event import RETENTION_PARAM
 from .iot_box_log import LEVELS
+from .iot_box_liveness import GRACE_PARAM
 from .iot_handlers_bundle import HOLD_PARAM
 from .iot_image_release import DEFAULT_FEED_URL, FEED_URL_PARAM
 
@@ -36,6 +37,12 @@ class IotUpdateSettings(models.TransientModel):
         required=True,
         help="A box neither checking in nor seen on the bus for longer than this is shown as offline. "
         "A box that is on renews its bus subscription at least every hour and a half.",
+    )
+    disconnect_grace_minutes = fields.Integer(
+        string="Disconnection Grace (minutes)",
+        required=True,
+        help="A box whose bus connection ended and that has not connected again for longer than this is "
+        "shown as offline. A server restart or the bus's recycling of a connection is shorter.",
     )
     image_feed_url = fields.Char(
         string="Image Feed URL",
@@ -121,6 +128,7 @@ class IotUpdateSettings(models.TransientModel):
                 settings.image_feed_url,
                 settings.event_retention_days,
                 hold_bundles=settings.hold_bundles,
+                disconnect_grace_minutes=settings.disconnect_grace_minutes,
             )
             self._apply_box_log_settings(
                 settings.box_log_level,
@@ -163,6 +171,7 @@ class IotUpdateSettings(models.TransientModel):
             "event_retention_days": self.env["iot.box.event"]._get_retention_days(),
             "hold_bundles": self.env["iot.handlers.bundle"]._hold_enabled(),
             **self.env["iot.box.log"]._get_log_settings(),
+            "disconnect_grace_minutes": self.env["iot.box"]._get_disconnect_grace_minutes(),
         }
 
     @api.model
@@ -173,11 +182,25 @@ class IotUpdateSettings(models.TransientModel):
             raise ValidationError(self.env._("The history must be kept at least one day."))
 
     @api.model
-    def _apply_iot_settings(self, offline_delay_hours, image_feed_url, event_retention_days, hold_bundles=None):
+    def _apply_iot_settings(
+        self,
+        offline_delay_hours,
+        image_feed_url,
+        event_retention_days,
+        hold_bundles=None,
+        disconnect_grace_minutes=None,
+    ):
         """Write the IoT system parameters; refresh every box status when the
         offline delay changed. An empty feed URL removes the parameter;
-        ``hold_bundles`` None leaves the holding of new bundles as it is."""
+        ``hold_bundles`` or ``disconnect_grace_minutes`` None leaves that
+        setting as it is."""
         self._check_iot_settings(offline_delay_hours, event_retention_days)
+        if disconnect_grace_minutes is not None:
+            if disconnect_grace_minutes <= 0:
+                raise ValidationError(self.env._("The disconnection grace must be at least one minute."))
+            if disconnect_grace_minutes != self.env["iot.box"]._get_disconnect_grace_minutes():
+                self.env["ir.config_parameter"].sudo().set_param(GRACE_PARAM, str(disconnect_grace_minutes))
+                _logger.info("IoT disconnection grace set to %s minutes", disconnect_grace_minutes)
         Box = self.env["iot.box"].sudo()
         previous_delay = Box._get_offline_delay_hours()
         params = self.env["ir.config_parameter"].sudo()

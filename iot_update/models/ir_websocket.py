@@ -19,5 +19,5 @@ class IrWebsocket(models.AbstractModel):
         result = super()._subscribe(og_data)
         httprequest = getattr(wsrequest, "httprequest", None)
         remote_addr = httprequest.remote_addr if httprequest is not None else None
-        self.env["iot.box"].sudo()._on_bus_subscription(og_data, remote_addr)
+        self.env["iot.box"].sudo()._on_bus_subscription(og_data, remote_addr, websocket=getattr(wsrequest, "ws", None))
         return result

@@ -32,6 +32,7 @@ class ResConfigSettings(models.TransientModel):
     iot_box_log_max_lines = fields.Integer(string="Box Log Lines per Box")
     iot_box_log_retention_days = fields.Integer(string="Box Log Kept (days)")
     iot_box_log_forward = fields.Boolean(string="Forward Box Logs to the Server Log")
+    iot_disconnect_grace_minutes = fields.Integer(string="Disconnection Grace (minutes)")
 
     # Not stored with the settings: saving them must never write back a token
     # read before a new one was generated.
@@ -77,6 +78,7 @@ class ResConfigSettings(models.TransientModel):
             self.iot_image_feed_url,
             self.iot_event_retention_days,
             hold_bundles=self.iot_hold_bundles,
+            disconnect_grace_minutes=self.iot_disconnect_grace_minutes,
         )
         return res
 

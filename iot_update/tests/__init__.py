@@ -7,6 +7,7 @@ from . import test_box_log_properties
 from . import test_bundle_change
 from . import test_bundle_records
 from . import test_bundle_rollout
+from . import test_bus_disconnection
 from . import test_bus_liveness
 from . import test_checkin
 from . import test_concurrent_requests

@@ -355,20 +355,26 @@ class TestWebClientSubscriptions(BusCase):
 
 class TestThrottleAndEvents(BusCase):
     def test_one_write_per_box_within_the_throttle(self):
+        """Within the throttle, the subscriptions on one connection write
+        nothing; a new connection is always written (its key, issue 17)."""
         box, channel = self.silent_box()
         data = {"channels": [channel], "last": 0, "mac_address": MAC}
-        self.box_subscribes(data)
+        ws = self.box_subscribes(data)
         first = box.last_seen_bus
         self.assertTrue(first)
         recent = first - timedelta(minutes=BUS_CONTACT_THROTTLE_MINUTES - 1)
         box.last_seen_bus = recent
         box.flush_recordset()
-        self.box_subscribes(data)
+        self.box_subscribes(data, ws)
         self.assertEqual(box.last_seen_bus, recent, "a subscription within the throttle wrote")
         box.last_seen_bus = first - timedelta(minutes=BUS_CONTACT_THROTTLE_MINUTES + 1)
         box.flush_recordset()
-        self.box_subscribes(data)
+        self.box_subscribes(data, ws)
         self.assertGreaterEqual(box.last_seen_bus, first)
+        box.last_seen_bus = recent
+        box.flush_recordset()
+        self.box_subscribes(data)
+        self.assertGreaterEqual(box.last_seen_bus, first, "a new connection within the throttle was not recorded")
 
     def test_back_online_event_once(self):
         box, channel = self.silent_box()

@@ -2,10 +2,14 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """The dashboard in a real browser (headless Chromium)."""
 
+import threading
 import unittest
+from datetime import timedelta
 
+from odoo import fields
 from odoo.tests import common, new_test_user
 
+from odoo.addons.bus.websocket import _websocket_instances
 from odoo.addons.iot_update.models.iot_handlers_bundle import bundle_cache
 from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
 
@@ -69,6 +73,55 @@ class TestDashboardTour(IotHttpCase):
         self.assertNotEqual(token, "tour-old-token")
         self.assertGreaterEqual(len(token), 20)
         self.assertEqual(self.env["ir.config_parameter"].get_param("iot_update.offline_delay_hours"), "12")
+
+
+class TestLiveDashboardTour(IotHttpCase):
+    """The dashboard updates itself (issue 17): a box going offline moves to
+    the Offline column without a reload, through the bus notification."""
+
+    def setUp(self):
+        super().setUp()
+        missing = browser_missing()
+        if missing:
+            self.skipTest(f"{TOUR_NOT_RUN}: {missing}")
+        for patcher in fleet_patchers():
+            self.startPatcher(patcher)
+
+    def dispatch_bus_notifications(self, stop):
+        """Odoo NOTIFYs the websockets at commit, which test transactions never
+        do: wake them up as that NOTIFY would (as Odoo's bus tests do)."""
+        while not stop.wait(0.3):
+            for websocket in list(_websocket_instances):
+                websocket.trigger_notification_dispatching()
+
+    def test_box_going_offline_moves_without_reload(self):
+        boxes = make_fleet(self, ["fleet-up-to-date"])
+        box = boxes["fleet-up-to-date"]
+        box.name = "tour-live-box"
+        self.assertEqual(box.update_status, "up_to_date")
+        box.flush_recordset()
+        # Checked in 20 minutes ago, its bus connection ended 10 minutes ago,
+        # and no refresh ran since.
+        now = fields.Datetime.now()
+        self.env.cr.execute(
+            """UPDATE iot_box SET bus_connection = 'k', disconnected_since = %s, last_contact = %s, last_seen = %s
+                WHERE id = %s""",
+            [now - timedelta(minutes=10), now - timedelta(minutes=20), now - timedelta(minutes=20), box.id],
+        )
+        box.invalidate_recordset()
+        stop = threading.Event()
+        dispatcher = threading.Thread(target=self.dispatch_bus_notifications, args=(stop,), daemon=True)
+        dispatcher.start()
+        try:
+            self.start_tour("/odoo/action-iot_update.iot_box_action", "iot_update_live_dashboard_tour", login="admin")
+        except unittest.SkipTest as error:
+            self.fail(f"Chromium is installed but the tour could not run: {error}")
+        finally:
+            stop.set()
+            dispatcher.join()
+        box.invalidate_recordset()
+        self.assertTrue(box.is_offline)
+        self.assertEqual(len(box.event_ids.filtered(lambda event: event.kind == "went_offline")), 1)
 
 
 class TestRolloutTour(HandlersFolderMixin, IotHttpCase):
