@@ -167,7 +167,10 @@ class TestBundleRecords(BundleRecordsMixin, IotCase):
         deliveries = Event.search([("kind", "=", "delivery"), ("box_id", "in", (canary | other).ids)])
         self.assertEqual({(event.box_id, event.bundle_id) for event in deliveries}, {(canary, held), (other, first)})
         # The same digest on two platforms: the event's box says which record.
-        same = self.bundle(variant="windows").copy({"state": "superseded", "digest": held.digest})
+        # Noticed after the held one (not the copied windows date, same second or not), so found first.
+        same = self.bundle(variant="windows").copy(
+            {"state": "superseded", "digest": held.digest, "noticed_date": held.noticed_date + timedelta(seconds=1)}
+        )
         self.assertEqual(self.Bundle.search([("digest", "=", held.digest)], limit=1), same, "found first by digest")
         self.env.invalidate_all()
         self.assertEqual(deliveries.filtered(lambda event: event.box_id == canary).bundle_id, held)

@@ -2,7 +2,11 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """The dashboard in a real browser (headless Chromium)."""
 
+import os
+import signal
+import subprocess
 import unittest
+from unittest.mock import patch
 
 from odoo.tests import common, new_test_user
 
@@ -30,12 +34,64 @@ def browser_missing():
     return ""
 
 
-class TestDashboardTour(IotHttpCase):
+def spawn_chrome_in_own_group(cmd):
+    """Odoo's ChromeBrowser._chrome_without_limit, in a process group of its own."""
+
+    def preexec():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    # pylint: disable=subprocess-popen-preexec-fn
+    return subprocess.Popen(cmd, stderr=subprocess.DEVNULL, preexec_fn=preexec, start_new_session=True)
+
+
+def end_process_group(process, grace=10):
+    """Terminate a browser and every process it started; kill what is left after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(grace)
+            if sig == signal.SIGTERM:
+                # The leader is gone; its renderers share its group.
+                os.killpg(process.pid, signal.SIGKILL)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class BrowserCleanupMixin:
+    """Every Chromium a test starts is ended with the test, even when the tour fails,
+    times out or Odoo's ChromeBrowser.stop() raises before terminating it."""
+
     def setUp(self):
         super().setUp()
         missing = browser_missing()
         if missing:
             self.skipTest(f"{TOUR_NOT_RUN}: {missing}")
+        self.browser_processes = []
+
+        def spawn(browser, cmd):
+            process = spawn_chrome_in_own_group(cmd)
+            self.browser_processes.append(process)
+            return process
+
+        self.startPatcher(patch.object(common.ChromeBrowser, "_chrome_without_limit", spawn))
+        self.addCleanup(self.end_browsers)
+
+    def end_browsers(self):
+        for process in self.browser_processes:
+            end_process_group(process)
+
+
+class TestDashboardTour(BrowserCleanupMixin, IotHttpCase):
+    def setUp(self):
+        super().setUp()
         for patcher in fleet_patchers():
             self.startPatcher(patcher)
 
@@ -71,12 +127,9 @@ class TestDashboardTour(IotHttpCase):
         self.assertEqual(self.env["ir.config_parameter"].get_param("iot_update.offline_delay_hours"), "12")
 
 
-class TestRolloutTour(HandlersFolderMixin, IotHttpCase):
+class TestRolloutTour(BrowserCleanupMixin, HandlersFolderMixin, IotHttpCase):
     def setUp(self):
         super().setUp()
-        missing = browser_missing()
-        if missing:
-            self.skipTest(f"{TOUR_NOT_RUN}: {missing}")
         self.setup_handlers_folder()
 
     def test_release_from_driver_bundles_and_read_the_logs(self):
