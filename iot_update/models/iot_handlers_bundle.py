@@ -758,8 +758,9 @@ class IotHandlersBundle(models.Model):
         A known box gets the bundle its roll-out says (the held bundle of its
         platform for a canary box while one is held, else the current one),
         unless it asks on its own (``auto``) while its automatic drivers
-        update is off; a box that sends the digest it is due gets "not
-        modified". Every answer is recorded.
+        update is off; a box that asks on its own (``auto``) with the digest
+        it is due gets "not modified", a box asked by a person (not
+        ``auto``) the whole bundle. Every answer is recorded.
         """
         Event = self.env["iot.box.event"].sudo()
         box = self.env["iot.box"].sudo()._find_box(handlers_request.box_key, handlers_request.mac)
@@ -786,7 +787,9 @@ class IotHandlersBundle(models.Model):
             # against the bundle it gets.
             box = box.with_context(iot_update_handlers_digests={variant: bundle.digest})
         event.update(version=box.version, bundle_digest=bundle.digest)
-        if etag_matches(if_none_match, bundle.digest):
+        # "Load handlers" pressed on the box (auto False) always gets the whole
+        # bundle: a box that lost its files keeps its ETag (SPEC 3.2).
+        if handlers_request.auto and etag_matches(if_none_match, bundle.digest):
             if box.handlers_digest != bundle.digest:
                 box._set_handlers(bundle.digest)
                 if box.env.context.get("iot_update_handlers_digests"):

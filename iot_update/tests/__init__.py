@@ -12,6 +12,7 @@ from . import test_checkin
 from . import test_concurrent_requests
 from . import test_event_access
 from . import test_handlers_genuine_box
+from . import test_handlers_genuine_box19
 from . import test_handlers_http
 from . import test_handlers_properties
 from . import test_handlers_service
