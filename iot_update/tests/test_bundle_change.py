@@ -373,6 +373,7 @@ class TestOncePerChange(BundleChangeMixin, IotCase):
                 thread.start()
             for thread in threads:
                 thread.join(60)
+        self.assertEqual([thread for thread in threads if thread.is_alive()], [], "a worker still running: deadlock")
         self.assertEqual(errors, [])
         self.assertEqual(sorted(variant for variant, __ in flagged), sorted(VARIANTS), "one flagging per variant")
         with self.registry.cursor() as cr:
