@@ -8,6 +8,7 @@ from . import test_bundle_change
 from . import test_bundle_records
 from . import test_bundle_rollout
 from . import test_bus_liveness
+from . import test_bus_subscription
 from . import test_checkin
 from . import test_concurrent_requests
 from . import test_event_access
