@@ -277,12 +277,14 @@ class Test19Subscription(BusCase):
         self.assertFalse(box.is_offline)
         self.assertTrue(box.last_seen_bus)
         self.assertEqual(len(self.events(box)), 1)
-        # Its MAC address alone, with its channel, proves nothing: the channel
-        # is the one of its identifier.
-        mac_box, mac_channel = self.silent_box(OTHER_MAC)
-        self.box_subscribes({"channels": [channel], "last": 0, "mac_address": OTHER_MAC})
+        # Another 19 box's own MAC address, with its own channel, proves nothing:
+        # the channel is the one of its identifier.
+        mac_box, mac_channel = self.silent_box("SN-5678", mac=OTHER_MAC, version="L25.07-19.0#1a2b3c4")
+        self.assertEqual(mac_box.mac, OTHER_MAC)
+        self.box_subscribes({"channels": [mac_channel], "last": 0, "mac_address": OTHER_MAC})
         self.assertTrue(mac_box.is_offline)
-        self.assertTrue(mac_channel)
+        self.assertFalse(mac_box.last_seen_bus)
+        self.assertFalse(self.events(mac_box))
 
 
 class TestForgedSubscriptions(BusCase):
@@ -340,7 +342,7 @@ class TestWebClientSubscriptions(BusCase):
         self.assertEqual([n["message"]["type"] for n in notifications], ["iot_action"])
 
     def test_junk_subscription_data_raises_nothing(self):
-        __, channel = self.silent_box()
+        box, channel = self.silent_box()
         junk = [
             {"channels": [channel, "x" * 100_000], "last": 0, "mac_address": "y" * 100_000},
             {"channels": [channel], "last": 0, "mac_address": {"nested": MAC}, "identifier": 7},
@@ -351,6 +353,12 @@ class TestWebClientSubscriptions(BusCase):
             with self.subTest(data=str(data)[:60]):
                 self.box_subscribes(data, ws)
                 self.assertTrue(ws.connected)
+                self.assertTrue(box.is_offline, "junk proves nothing")
+                self.assertFalse(box.last_seen_bus)
+        # The same socket still serves: the box's genuine subscription is handled.
+        self.box_subscribes({"channels": [channel], "last": 0, "mac_address": MAC}, ws)
+        self.assertFalse(box.is_offline)
+        self.assertTrue(box.last_seen_bus)
 
 
 class TestThrottleAndEvents(BusCase):
