@@ -2,7 +2,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """Check-in (POST /iot/setup): admission, token binding, versions, devices."""
 
-from datetime import timedelta
 from unittest.mock import patch
 
 import psycopg2.errors

@@ -43,7 +43,7 @@ def spawn_chrome_in_own_group(cmd):
         resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 
     # pylint: disable=subprocess-popen-preexec-fn
-    return subprocess.Popen(cmd, stderr=subprocess.DEVNULL, preexec_fn=preexec, start_new_session=True)
+    return subprocess.Popen(cmd, stderr=subprocess.DEVNULL, preexec_fn=preexec, start_new_session=True)  # noqa: PLW1509
 
 
 def end_process_group(process, grace=10):

@@ -192,3 +192,15 @@ def test_the_genuine_19_box_tests_not_run_fail_the_run(tmp_path):
     assert dev.tests_not_run(report) == ["BOX19 TESTS NOT RUN: no iot_drivers"]
     line = "2026-12-02 1 INFO db odoo.addons.iot_update.tests.test_x: skipped test_y : BOX19 TESTS NOT RUN: none"
     assert dev.odoo_runner_not_run(line) == [line]
+
+
+def test_bus_tests_skipped_without_websocket_client_fail_the_run(tmp_path):
+    report = tmp_path / "report.xml"
+    report.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="2">'
+        '<testcase classname="a" name="bus"><skipped message="BUS TESTS NOT RUN: websocket-client is missing"/>'
+        '</testcase><testcase classname="a" name="w"><skipped message="websocket-client module is not installed"/>'
+        "</testcase></testsuite></testsuites>"
+    )
+    assert dev.tests_not_run(report) == ["BUS TESTS NOT RUN: websocket-client is missing"]
+    assert dev.BUS_NOT_RUN == "BUS TESTS NOT RUN"
