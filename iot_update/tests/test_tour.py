@@ -2,10 +2,13 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """The dashboard in a real browser (headless Chromium)."""
 
+import contextlib
 import os
 import signal
 import subprocess
+import time
 import unittest
+from pathlib import Path
 from unittest.mock import patch
 
 from odoo.tests import common, new_test_user
@@ -46,23 +49,35 @@ def spawn_chrome_in_own_group(cmd):
     return subprocess.Popen(cmd, stderr=subprocess.DEVNULL, preexec_fn=preexec, start_new_session=True)  # noqa: PLW1509
 
 
-def end_process_group(process, grace=10):
-    """Terminate a browser and every process it started; kill what is left after `grace` seconds."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def live_group_members(pgid):
+    """Pids of the processes of group ``pgid`` that still run (zombies aside)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(grace)
-            if sig == signal.SIGTERM:
-                # The leader is gone; its renderers share its group.
-                os.killpg(process.pid, signal.SIGKILL)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
             continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def end_process_group(process, grace=10):
+    """Terminate a browser and every process it started; kill what is left after
+    ``grace`` seconds; return the pids still running then (none expected)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(grace)
+    # The leader is gone or stuck; its renderers share its group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(grace)
+    deadline = time.monotonic() + grace
+    while (left := live_group_members(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the kernel ending what was killed
+    return left
 
 
 class BrowserCleanupMixin:
@@ -85,8 +100,8 @@ class BrowserCleanupMixin:
         self.addCleanup(self.end_browsers)
 
     def end_browsers(self):
-        for process in self.browser_processes:
-            end_process_group(process)
+        left = [pid for process in self.browser_processes for pid in end_process_group(process)]
+        self.assertEqual(left, [], "browser processes left running")
 
 
 class TestDashboardTour(BrowserCleanupMixin, IotHttpCase):
