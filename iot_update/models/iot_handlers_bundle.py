@@ -15,7 +15,7 @@ import psycopg2.errors
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.modules.module import get_module_path
-from odoo.tools import SQL, format_datetime
+from odoo.tools import SQL, format_datetime, mute_logger
 
 from ..tools.bundle import VARIANTS, Bundle, BundleCache, build_bundle, scan, variant_for
 from ..tools.handlers_request import etag_matches
@@ -501,12 +501,13 @@ class IotHandlersBundle(models.Model):
             # a change another process recorded meanwhile, and the caller may
             # fail later without undoing this.
             try:
-                with self.env.registry.cursor() as cr:
+                # A lock timeout is answered below: not a "bad query" ERROR line.
+                with mute_logger("odoo.sql_db"), self.env.registry.cursor() as cr:
                     cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                     # The caller's transaction may hold a lock this one
                     # would wait for (an upgrade altering iot_box): give up
                     # then, and leave it to the cron once the caller is done.
-                    cr.execute("SET LOCAL lock_timeout = '10s'")
+                    cr.execute("SELECT set_config('lock_timeout', %s, true)", [self._notice_lock_timeout])
                     changed = self.with_env(self.env(cr=cr))._record_digests(bundles, sources.fingerprint, modules)
             except psycopg2.errors.LockNotAvailable:
                 _logger.info("IoT handlers bundle change left to the cron: its rows are locked")
@@ -517,6 +518,9 @@ class IotHandlersBundle(models.Model):
         self.env["iot.box"].invalidate_model()
         self.invalidate_model()
         return changed
+
+    #: How long a registry load's own transaction waits for a lock before leaving the change to the cron.
+    _notice_lock_timeout = "10s"
 
     @api.model
     def _use_own_transaction(self):
@@ -758,8 +762,9 @@ class IotHandlersBundle(models.Model):
         A known box gets the bundle its roll-out says (the held bundle of its
         platform for a canary box while one is held, else the current one),
         unless it asks on its own (``auto``) while its automatic drivers
-        update is off; a box that sends the digest it is due gets "not
-        modified". Every answer is recorded.
+        update is off; a box that asks on its own (``auto``) with the digest
+        it is due gets "not modified", a box asked by a person (not
+        ``auto``) the whole bundle. Every answer is recorded.
         """
         Event = self.env["iot.box.event"].sudo()
         box = self.env["iot.box"].sudo()._find_box(handlers_request.box_key, handlers_request.mac)
@@ -786,7 +791,9 @@ class IotHandlersBundle(models.Model):
             # against the bundle it gets.
             box = box.with_context(iot_update_handlers_digests={variant: bundle.digest})
         event.update(version=box.version, bundle_digest=bundle.digest)
-        if etag_matches(if_none_match, bundle.digest):
+        # "Load handlers" pressed on the box (auto False) always gets the whole
+        # bundle: a box that lost its files keeps its ETag (SPEC 3.2).
+        if handlers_request.auto and etag_matches(if_none_match, bundle.digest):
             if box.handlers_digest != bundle.digest:
                 box._set_handlers(bundle.digest)
                 if box.env.context.get("iot_update_handlers_digests"):

@@ -9,10 +9,12 @@ from . import test_bundle_records
 from . import test_bundle_rollout
 from . import test_bus_disconnection
 from . import test_bus_liveness
+from . import test_bus_subscription
 from . import test_checkin
 from . import test_concurrent_requests
 from . import test_event_access
 from . import test_handlers_genuine_box
+from . import test_handlers_genuine_box19
 from . import test_handlers_http
 from . import test_handlers_properties
 from . import test_handlers_service

@@ -32,7 +32,7 @@ from odoo.addons.iot_update.controllers.iot_update import box_log_refusals
 
 from .iot_common import CONTROLLER_LOGGER, IotHttpCase
 from .test_handlers_genuine_box import GENUINE_MODULE, load_genuine_helpers, point_genuine_helpers
-from .test_tour import TOUR_NOT_RUN, browser_missing
+from .test_tour import BrowserCleanupMixin
 
 MAC = "aa:bb:cc:dd:ee:01"
 SERIAL = "SN-19-0001"
@@ -302,11 +302,8 @@ class TestBoxLogRefusals(BoxLogHttpMixin, IotHttpCase):
             self.assertEqual(self.url_open("/iot/log").status_code, 405)
 
 
-class TestBoxLogTour(BoxLogHttpMixin, IotHttpCase):
+class TestBoxLogTour(BrowserCleanupMixin, BoxLogHttpMixin, IotHttpCase):
     def test_dashboard_flags_the_box_and_its_form_shows_the_line(self):
-        missing = browser_missing()
-        if missing:
-            self.skipTest(f"{TOUR_NOT_RUN}: {missing}")
         self.check_in(identifier=MAC, name="tour-erroring")
         self.check_in(identifier="aa:bb:cc:dd:ee:02", name="tour-quiet")
         body = f"mac {MAC}<log/>\n40,... ERROR ... helpers: Unable to load file: BrokenDriver.py <log/>\n"

@@ -338,6 +338,37 @@ class TestOncePerChange(BundleChangeMixin, IotCase):
                 cr.execute("INSERT INTO ir_config_parameter (key, value) VALUES (%s, %s)", [key, value])
         self.env.registry.clear_cache()
 
+    def test_locked_rows_leave_the_change_to_the_cron(self):
+        """A registry load whose transaction would wait for a lock (an upgrade
+        holding the bundles' rows) records nothing and triggers the cron."""
+        self.install_module_handlers()
+        results, errors = [], []
+
+        def worker():
+            try:
+                with self.registry.cursor() as cr:
+                    results.append(self.env(cr=cr)["iot.handlers.bundle"]._notice_bundle_change())
+            except Exception as error:
+                errors.append(error)
+
+        thread = threading.Thread(target=worker)
+        with self.registry.cursor() as locker:
+            locker.execute("SELECT id FROM iot_handlers_bundle WHERE state IN ('current', 'held') FOR UPDATE")
+            with (
+                patch.object(IotHandlersBundle, "_notice_lock_timeout", "200ms"),
+                registry_lock_released(),
+                patch.object(IotHandlersBundle, "_trigger_sync", autospec=True) as trigger_sync,
+            ):
+                thread.start()
+                thread.join(60)
+            locker.rollback()
+        self.assertFalse(thread.is_alive(), "the load waited for the lock")
+        self.assertEqual((errors, results), ([], [{}]))
+        self.assertEqual(trigger_sync.call_count, 1, "the cron will record it")
+        with self.registry.cursor() as cr:
+            env = self.env(cr=cr)
+            self.assertEqual(env["iot.handlers.bundle"]._current_digests(), self.old_digests, "nothing recorded")
+
     def test_concurrent_processes_flag_the_fleet_once(self):
         self.install_module_handlers()
         workers = 4
@@ -373,6 +404,7 @@ class TestOncePerChange(BundleChangeMixin, IotCase):
                 thread.start()
             for thread in threads:
                 thread.join(60)
+        self.assertEqual([thread for thread in threads if thread.is_alive()], [], "a worker still running: deadlock")
         self.assertEqual(errors, [])
         self.assertEqual(sorted(variant for variant, __ in flagged), sorted(VARIANTS), "one flagging per variant")
         with self.registry.cursor() as cr:

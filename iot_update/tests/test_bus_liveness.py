@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import types
+import unittest
 from datetime import timedelta
 from pathlib import Path
 from unittest.mock import patch
@@ -44,7 +45,10 @@ from .iot_common import IotCase, IotCaseMixin, box_payload
 try:
     import websocket as websocket_client_lib
 except ImportError:  # an optional test dependency, as in Odoo's own bus tests:
-    websocket_client_lib = None  # without it WebsocketCase skips these tests with a warning
+    websocket_client_lib = None  # without it these tests are skipped, saying so (BUS_NOT_RUN)
+
+#: Start of the skip reason without websocket-client; ./dev counts these as not run.
+BUS_NOT_RUN = "BUS TESTS NOT RUN"
 
 MAC = "aa:bb:cc:dd:ee:01"
 OTHER_MAC = "aa:bb:cc:dd:ee:02"
@@ -154,6 +158,9 @@ class GenuineBox:
 class BusCase(IotCaseMixin, WebsocketCase):
     @classmethod
     def setUpClass(cls):
+        if websocket_client_lib is None:
+            # WebsocketCase would skip with its own reason, which ./dev could not tell from any skip.
+            raise unittest.SkipTest(f"{BUS_NOT_RUN}: the Python package websocket-client is missing")
         super().setUpClass()
         cls.setup_iot()
 
@@ -277,12 +284,14 @@ class Test19Subscription(BusCase):
         self.assertFalse(box.is_offline)
         self.assertTrue(box.last_seen_bus)
         self.assertEqual(len(self.events(box)), 1)
-        # Its MAC address alone, with its channel, proves nothing: the channel
-        # is the one of its identifier.
-        mac_box, mac_channel = self.silent_box(OTHER_MAC)
-        self.box_subscribes({"channels": [channel], "last": 0, "mac_address": OTHER_MAC})
+        # Another 19 box's own MAC address, with its own channel, proves nothing:
+        # the channel is the one of its identifier.
+        mac_box, mac_channel = self.silent_box("SN-5678", mac=OTHER_MAC, version="L25.07-19.0#1a2b3c4")
+        self.assertEqual(mac_box.mac, OTHER_MAC)
+        self.box_subscribes({"channels": [mac_channel], "last": 0, "mac_address": OTHER_MAC})
         self.assertTrue(mac_box.is_offline)
-        self.assertTrue(mac_channel)
+        self.assertFalse(mac_box.last_seen_bus)
+        self.assertFalse(self.events(mac_box))
 
 
 class TestForgedSubscriptions(BusCase):
@@ -340,7 +349,7 @@ class TestWebClientSubscriptions(BusCase):
         self.assertEqual([n["message"]["type"] for n in notifications], ["iot_action"])
 
     def test_junk_subscription_data_raises_nothing(self):
-        __, channel = self.silent_box()
+        box, channel = self.silent_box()
         junk = [
             {"channels": [channel, "x" * 100_000], "last": 0, "mac_address": "y" * 100_000},
             {"channels": [channel], "last": 0, "mac_address": {"nested": MAC}, "identifier": 7},
@@ -351,6 +360,12 @@ class TestWebClientSubscriptions(BusCase):
             with self.subTest(data=str(data)[:60]):
                 self.box_subscribes(data, ws)
                 self.assertTrue(ws.connected)
+                self.assertTrue(box.is_offline, "junk proves nothing")
+                self.assertFalse(box.last_seen_bus)
+        # The same socket still serves: the box's genuine subscription is handled.
+        self.box_subscribes({"channels": [channel], "last": 0, "mac_address": MAC}, ws)
+        self.assertFalse(box.is_offline)
+        self.assertTrue(box.last_seen_bus)
 
 
 class TestThrottleAndEvents(BusCase):

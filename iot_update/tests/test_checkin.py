@@ -2,7 +2,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """Check-in (POST /iot/setup): admission, token binding, versions, devices."""
 
-from datetime import timedelta
 from unittest.mock import patch
 
 import psycopg2.errors
@@ -263,10 +262,15 @@ class TestStatus(IotCase):
                 Requirement.create(vals)
 
     def test_stale_offline_flag_cleared_by_cron(self):
-        self.check_in()
+        with freeze_time("2026-01-01 10:00:00"):
+            self.check_in()
         box = self.box()
+        self.assertEqual(box.last_contact, fields.Datetime.to_datetime("2026-01-01 10:00:00"))
         box.is_offline = True
         box.flush_recordset()
-        self.Box._cron_refresh_update_status()
+        # An hour later (within the offline delay): the flag is stale, the contact stays what it was.
+        with freeze_time("2026-01-01 11:00:00"):
+            self.Box._cron_refresh_update_status()
+        box.invalidate_recordset()
         self.assertFalse(box.is_offline)
-        self.assertLess(box.last_contact, fields.Datetime.now() + timedelta(seconds=1))
+        self.assertEqual(box.last_contact, fields.Datetime.to_datetime("2026-01-01 10:00:00"))

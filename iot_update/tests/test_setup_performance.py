@@ -91,6 +91,7 @@ class TestConcurrentCheckIns(IotCase):
                 thread.start()
             for thread in threads:
                 thread.join(timeout=30)
+        self.assertEqual([thread for thread in threads if thread.is_alive()], [], "a worker still running: deadlock")
         self.assertEqual(errors, [])
         with self.registry.cursor() as cr:
             cr.execute(

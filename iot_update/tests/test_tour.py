@@ -2,9 +2,16 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """The dashboard in a real browser (headless Chromium)."""
 
+import contextlib
+import os
+import signal
+import subprocess
 import threading
+import time
 import unittest
 from datetime import timedelta
+from pathlib import Path
+from unittest.mock import patch
 
 from odoo import fields
 from odoo.tests import common, new_test_user
@@ -34,12 +41,76 @@ def browser_missing():
     return ""
 
 
-class TestDashboardTour(IotHttpCase):
+def spawn_chrome_in_own_group(cmd):
+    """Odoo's ChromeBrowser._chrome_without_limit, in a process group of its own."""
+
+    def preexec():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    # pylint: disable=subprocess-popen-preexec-fn
+    return subprocess.Popen(cmd, stderr=subprocess.DEVNULL, preexec_fn=preexec, start_new_session=True)  # noqa: PLW1509
+
+
+def live_group_members(pgid):
+    """Pids of the processes of group ``pgid`` that still run (zombies aside)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def end_process_group(process, grace=10):
+    """Terminate a browser and every process it started; kill what is left after
+    ``grace`` seconds; return the pids still running then (none expected)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(grace)
+    # The leader is gone or stuck; its renderers share its group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(grace)
+    deadline = time.monotonic() + grace
+    while (left := live_group_members(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the kernel ending what was killed
+    return left
+
+
+class BrowserCleanupMixin:
+    """Every Chromium a test starts is ended with the test, even when the tour fails,
+    times out or Odoo's ChromeBrowser.stop() raises before terminating it."""
+
     def setUp(self):
         super().setUp()
         missing = browser_missing()
         if missing:
             self.skipTest(f"{TOUR_NOT_RUN}: {missing}")
+        self.browser_processes = []
+
+        def spawn(browser, cmd):
+            process = spawn_chrome_in_own_group(cmd)
+            self.browser_processes.append(process)
+            return process
+
+        self.startPatcher(patch.object(common.ChromeBrowser, "_chrome_without_limit", spawn))
+        self.addCleanup(self.end_browsers)
+
+    def end_browsers(self):
+        left = [pid for process in self.browser_processes for pid in end_process_group(process)]
+        self.assertEqual(left, [], "browser processes left running")
+
+
+class TestDashboardTour(BrowserCleanupMixin, IotHttpCase):
+    def setUp(self):
+        super().setUp()
         for patcher in fleet_patchers():
             self.startPatcher(patcher)
 
@@ -75,15 +146,12 @@ class TestDashboardTour(IotHttpCase):
         self.assertEqual(self.env["ir.config_parameter"].get_param("iot_update.offline_delay_hours"), "12")
 
 
-class TestLiveDashboardTour(IotHttpCase):
+class TestLiveDashboardTour(BrowserCleanupMixin, IotHttpCase):
     """The dashboard updates itself (issue 17): a box going offline moves to
     the Offline column without a reload, through the bus notification."""
 
     def setUp(self):
         super().setUp()
-        missing = browser_missing()
-        if missing:
-            self.skipTest(f"{TOUR_NOT_RUN}: {missing}")
         for patcher in fleet_patchers():
             self.startPatcher(patcher)
 
@@ -124,12 +192,9 @@ class TestLiveDashboardTour(IotHttpCase):
         self.assertEqual(len(box.event_ids.filtered(lambda event: event.kind == "went_offline")), 1)
 
 
-class TestRolloutTour(HandlersFolderMixin, IotHttpCase):
+class TestRolloutTour(BrowserCleanupMixin, HandlersFolderMixin, IotHttpCase):
     def setUp(self):
         super().setUp()
-        missing = browser_missing()
-        if missing:
-            self.skipTest(f"{TOUR_NOT_RUN}: {missing}")
         self.setup_handlers_folder()
 
     def test_release_from_driver_bundles_and_read_the_logs(self):

@@ -153,3 +153,54 @@ def test_setup_accepts_a_venv_that_imports_the_tree_it_installed(tmp_path, monke
     (tmp_path / "odoo" / "requirements.txt").write_text("requests\n")
     dev.ensure_odoo_importable(tmp_path / "odoo")
     assert next(roots, "all read") == "all read"
+
+
+def test_setup_odoo19_copies_the_iot_drivers_of_a_19_tree(tmp_path):
+    tree = tmp_path / "odoo19"
+    tools = tree / "addons" / "iot_drivers" / "tools"
+    tools.mkdir(parents=True)
+    (tools / "helpers.py").write_text("def download_iot_handlers(auto=True, server_url=None):\n    pass\n")
+    (tools / "system.py").write_text("IS_TEST = True\n")
+    (tools / "__pycache__").mkdir()
+    cache = tmp_path / "cache" / "iot_drivers-19.0"
+    assert dev.box19_folder(cache) is None
+    assert dev.box19_env(cache).get("IOT_UPDATE_BOX19") is None
+    assert dev.copy_box19(tree, cache) == cache
+    assert sorted(path.name for path in (cache / "tools").iterdir()) == ["helpers.py", "system.py"]
+    assert dev.box19_folder(cache) == cache
+    assert dev.box19_env(cache)["IOT_UPDATE_BOX19"] == str(cache)
+    # Given again (the folder itself this time): replaced, not merged.
+    (tools / "system.py").unlink()
+    dev.copy_box19(tree / "addons" / "iot_drivers", cache)
+    assert sorted(path.name for path in (cache / "tools").iterdir()) == ["helpers.py"]
+
+
+def test_setup_odoo19_refuses_a_tree_without_the_19_box_download(tmp_path):
+    (tmp_path / "odoo18" / "addons" / "hw_drivers" / "tools").mkdir(parents=True)
+    with pytest.raises(dev.SetupError, match="no 19.0 iot_drivers"):
+        dev.copy_box19(tmp_path / "odoo18", tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_genuine_19_box_tests_not_run_fail_the_run(tmp_path):
+    report = tmp_path / "report.xml"
+    report.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="1">'
+        '<testcase classname="a" name="box19"><skipped message="BOX19 TESTS NOT RUN: no iot_drivers"/>'
+        "</testcase></testsuite></testsuites>"
+    )
+    assert dev.tests_not_run(report) == ["BOX19 TESTS NOT RUN: no iot_drivers"]
+    line = "2026-12-02 1 INFO db odoo.addons.iot_update.tests.test_x: skipped test_y : BOX19 TESTS NOT RUN: none"
+    assert dev.odoo_runner_not_run(line) == [line]
+
+
+def test_bus_tests_skipped_without_websocket_client_fail_the_run(tmp_path):
+    report = tmp_path / "report.xml"
+    report.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="2">'
+        '<testcase classname="a" name="bus"><skipped message="BUS TESTS NOT RUN: websocket-client is missing"/>'
+        '</testcase><testcase classname="a" name="w"><skipped message="websocket-client module is not installed"/>'
+        "</testcase></testsuite></testsuites>"
+    )
+    assert dev.tests_not_run(report) == ["BUS TESTS NOT RUN: websocket-client is missing"]
+    assert dev.BUS_NOT_RUN == "BUS TESTS NOT RUN"
