@@ -32,12 +32,16 @@ def render(listen, servers, prefix, template=TEMPLATE):
     """The configuration for nginx listening on ``listen`` (a port or
     ``address:port``) in front of ``servers``: ``[(http_port, gevent_port)]``
     of Odoo servers on 127.0.0.1, with its files under ``prefix``."""
-    return Path(template).read_text().format(
-        user_line="user root;" if os.geteuid() == 0 else "",
-        prefix=prefix,
-        listen=listen,
-        http_servers="\n".join(f"        server 127.0.0.1:{http};" for http, __ in servers),
-        gevent_servers="\n".join(f"        server 127.0.0.1:{gevent};" for __, gevent in servers),
+    return (
+        Path(template)
+        .read_text()
+        .format(
+            user_line="user root;" if os.geteuid() == 0 else "",
+            prefix=prefix,
+            listen=listen,
+            http_servers="\n".join(f"        server 127.0.0.1:{http};" for http, __ in servers),
+            gevent_servers="\n".join(f"        server 127.0.0.1:{gevent};" for __, gevent in servers),
+        )
     )
 
 
