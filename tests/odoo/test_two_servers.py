@@ -427,7 +427,21 @@ class TestTwoServers(BaseCase):
         for server in (self.a, self.b):
             self.assertEqual(noticed(server.log()), [])
 
-    def test_7_through_nginx(self):
+    def test_7_upgrade_of_the_addon_beside_the_servers_changes_nothing(self):
+        before, etag = self.bundles(), self.assert_one_answer()
+        flags = self.sql("SELECT identifier, handlers_outdated, update_status FROM iot_box ORDER BY identifier")
+        lines = self.odoo_bin("-u", ADDON, addons=self.new_addons)
+        self.assertEqual(noticed("\n".join(lines)), [])
+        self.assertEqual(self.bundles(), before)
+        self.assertEqual(self.assert_one_answer(), etag)
+        self.assertEqual(
+            self.sql("SELECT identifier, handlers_outdated, update_status FROM iot_box ORDER BY identifier"), flags
+        )
+        for server in (self.a, self.b):
+            self.assertEqual(noticed(server.log()), [])
+        self.assertEqual(self.a.log().count(OUTVOTED_START), 1)
+
+    def test_8_through_nginx(self):
         if self.nginx is None:
             self.skipTest(NGINX_NOT_RUN)
         etag = f'"{self.current_digest()}"'
