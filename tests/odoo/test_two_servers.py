@@ -16,8 +16,9 @@ win are those of the server running the module versions the database records
 (docs/multi-server.md).
 
 The downloads are the genuine 18.0 box's ``download_iot_handlers``
-(``hw_drivers/tools/helpers.py`` loaded from the Odoo tree), pointed at one server
-then the other; the websocket subscription is the genuine client's message.
+(``hw_drivers/tools/helpers.py`` loaded from the Odoo tree) and the check-ins its
+``Manager.send_alldevices`` (``hw_drivers/main.py``), pointed at one server then the
+other; the websocket subscription is the genuine client's message.
 
 The tests run in order (the class's state moves on: install, release, upgrade).
 Each server's log is checked after each test for ERROR lines and tracebacks.
@@ -30,6 +31,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import logging
 import re
 import shutil
 import socket
@@ -38,10 +40,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import requests
+import urllib3
 import websocket
-from test_prefork import PAIRING, connect, free_port, log_problems, setup_body
+from test_prefork import PAIRING, connect, free_port, log_problems
 
 import odoo
 from odoo.tests import BaseCase, tagged
@@ -53,6 +57,7 @@ from odoo.addons.iot_update.tests.test_handlers_genuine_box import (
     HANDLERS_FOLDER,
     load_genuine_helpers,
 )
+from odoo.addons.iot_update.tests.test_setup_http import genuine_send_alldevices
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("iot_update_nginx_proxy", ROOT / "deploy" / "nginx_proxy.py")
@@ -257,14 +262,29 @@ class TestTwoServers(BaseCase):
     # ------------------------------------------------------------------
 
     def check_in(self, server, identifier=MAC, version=LINUX_VERSION):
-        answer = requests.post(
-            server.url + "/iot/setup",
-            data=setup_body(identifier, version),
-            headers={"Content-Type": "application/json"},
-            timeout=120,
+        """The genuine 18.0 box's check-in (``Manager.send_alldevices``) against ``server``;
+        returns the channel it keeps."""
+        box_helpers = SimpleNamespace(
+            get_conf=lambda key: None,
+            get_ip=lambda: "10.0.0.1",
+            get_hostname=lambda: f"box-{identifier}",
+            get_mac_address=lambda: identifier,
+            get_token=lambda: PAIRING,
+            get_version=lambda detailed_version=False: version if detailed_version else version[:6],
         )
-        self.assertEqual(answer.status_code, 200, answer.text[:500])
-        return answer.json()["result"]
+        namespace = {
+            "helpers": box_helpers,
+            "iot_devices": {},
+            "json": json,
+            "urllib3": urllib3,
+            "_logger": logging.getLogger("genuine_box"),
+        }
+        exec(genuine_send_alldevices(), namespace)
+        iot_client = SimpleNamespace(iot_channel=None)
+        with self.assertNoLogs("genuine_box", "ERROR"):
+            namespace["send_alldevices"](SimpleNamespace(server_url=server.url), iot_client)
+        self.assertTrue(iot_client.iot_channel, f"server {server.name} gave no channel")
+        return iot_client.iot_channel
 
     def genuine_download(self, server):
         """The genuine box's ``download_iot_handlers`` against ``server``: ``{path: bytes}`` it then holds."""
