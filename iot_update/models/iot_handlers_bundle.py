@@ -14,7 +14,7 @@ import psycopg2.errors
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
-from odoo.modules.module import get_module_path
+from odoo.modules.module import adapt_version, get_manifest, get_module_path
 from odoo.tools import SQL, format_datetime, mute_logger
 
 from ..tools.bundle import VARIANTS, Bundle, BundleCache, build_bundle, scan, variant_for
@@ -44,8 +44,21 @@ VARIANT_PLATFORMS = {"linux": ["linux"], "windows": ["windows"], "all": ["test",
 #: States of a bundle a box may be served.
 SERVED_STATES = ("held", "current")
 
+#: System parameter holding the fingerprint of the last handler folders found to
+#: differ from the module versions the database records (their warning is logged once).
+OUTVOTED_PARAM = "iot_update.handlers_outvoted"
+#: The warning of a server whose handler modules are not the versions the database records.
+OUTVOTED_LOG = (
+    "IoT handlers bundle: this server's handler modules are not the versions the database records (%s): "
+    "it serves the recorded bundles' stored bytes and records none of its own until it runs the recorded versions"
+)
+
 #: Bundles of this process, shared by its threads and databases.
 bundle_cache = BundleCache()
+#: ``{database: ((registry id, sequence), {module: (version here, version recorded)})}``:
+#: the handler modules whose files this process holds in another version than the
+#: database records, worked out once per registry.
+_versions_differ = {}
 #: ``(database, variant, digest)`` of the changes this process asked the cron to record.
 _triggered = set()
 #: Bundles read from their records (a held or previous one the folders no
@@ -389,6 +402,52 @@ class IotHandlersBundle(models.Model):
         return roots
 
     @api.model
+    def _differing_versions(self):
+        """``{module: (version of its files here, version the database records)}``
+        of the installed modules holding handler files whose manifest on this
+        server is not the version recorded in the database.
+
+        Several servers on one database may hold different handler files
+        during a rolling deploy. The files that win are those of the servers
+        running the module versions the database records: a deploy records
+        them when it upgrades the modules (``-u``), so the upgraded code wins
+        from then on. A server whose versions differ records no bundle of its
+        own and serves the recorded ones. Worked out once per registry (an
+        upgrade run elsewhere makes every server load a new one).
+        """
+        registry = self.env.registry
+        key = (id(registry), registry.registry_sequence)
+        known = _versions_differ.get(self.env.cr.dbname)
+        if known and known[0] == key:
+            return known[1]
+        modules = [os.path.basename(os.path.dirname(os.path.normpath(root))) for root in self._handler_roots()]
+        modules = [module for module in modules if module not in STANDARD_DRIVER_MODULES]
+        differ = {}
+        if modules:
+            self.env.cr.execute(
+                "SELECT name, latest_version FROM ir_module_module WHERE name IN %s AND state = 'installed'",
+                [tuple(modules)],
+            )
+            for name, recorded in self.env.cr.fetchall():
+                here = adapt_version(get_manifest(name).get("version") or "1.0")
+                if recorded and here != recorded:
+                    differ[name] = (here, recorded)
+        _versions_differ[self.env.cr.dbname] = (key, differ)
+        return differ
+
+    @api.model
+    def _warn_outvoted(self, fingerprint, differ):
+        """Log once (for all the processes of all servers holding these
+        folders) that this server's handler modules are not the recorded versions."""
+        if self._claim_param(OUTVOTED_PARAM, fingerprint):
+            _logger.warning(
+                OUTVOTED_LOG,
+                ", ".join(
+                    f"{name} {here} here, {recorded} recorded" for name, (here, recorded) in sorted(differ.items())
+                ),
+            )
+
+    @api.model
     def _entry_modules(self, roots, files):
         """``{entry: module}`` of the handler ``files`` (from ``scan(roots)``):
         the module is the folder holding the ``iot_handlers`` root."""
@@ -490,6 +549,16 @@ class IotHandlersBundle(models.Model):
         sources = scan(roots)
         params = self.env["ir.config_parameter"].sudo()
         if params.get_param(FINGERPRINT_PARAM) == sources.fingerprint:
+            return {}
+        differ = self._differing_versions()
+        if differ:
+            # Another server's files win: record nothing, say why once.
+            if not self._use_own_transaction():
+                self._warn_outvoted(sources.fingerprint, differ)
+            else:
+                with self.env.registry.cursor() as cr:
+                    cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    self.with_env(self.env(cr=cr))._warn_outvoted(sources.fingerprint, differ)
             return {}
         bundles = {variant: build_bundle(sources.files, variant) for variant in VARIANTS}
         modules = self._entry_modules(roots, sources.files)
@@ -820,9 +889,19 @@ class IotHandlersBundle(models.Model):
         is not recorded yet (``recorded`` False) is served at once when
         nothing is held, as it will become current when recorded; when new
         bundles are held, it waits for the cron to record it.
+
+        A server whose handler modules are not the versions the database
+        records (a rolling deploy: ``_differing_versions``) serves the due
+        bundle from its record instead: its own folders' files do not win.
         """
         current, held = self._due_digests(variant)
         built = self._get_bundle(variant)
+        due = held if box.canary and held else current
+        if due and due != built.digest and self._differing_versions():
+            # The folders of this server are not the recorded versions: the recorded bundle wins.
+            stored = self._stored_bundle(variant, due)
+            if stored is not None:
+                return stored, True
         noticed = self.env["ir.config_parameter"].sudo().get_param(NOTICED_PARAM % variant)
         if built.digest != noticed:
             self._bundle_changed_here(built)
