@@ -38,6 +38,7 @@ import time
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import docs_table
 from handlers_bench import (
     CONFIG,
     LOG,
@@ -153,7 +154,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="turns the routes take")
     parser.add_argument("--workers", type=int, default=0, help="Odoo workers (0: the threaded server)")
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database")
+    docs_table.add_option(parser, "box-log")
     args = parser.parse_args(argv)
+    if args.docs:
+        docs_table.check(args.docs, parser=parser)
     if not CONFIG.exists():
         sys.exit(f"{CONFIG} is missing: run ./dev setup first")
     options = read_config()
@@ -177,8 +181,11 @@ def main(argv=None):
         cr.execute("SELECT pg_total_relation_size('iot_box_log')")
         size = cr.fetchone()[0]
     connection.close()
-    print_table(latencies)
-    print(f"rows kept: {rows} for {boxes} boxes (at most {per_box} per box); table and indexes: {size // 1024} KiB")
+    with docs_table.capture() as out:
+        print_table(latencies)
+        print(f"rows kept: {rows} for {boxes} boxes (at most {per_box} per box); table and indexes: {size // 1024} KiB")
+    if args.docs:
+        docs_table.write(args.docs, "```text\n" + out.getvalue().strip() + "\n```\n")
     if not args.keep_db:
         drop_database(options, args.db)
 

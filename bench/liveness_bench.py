@@ -15,6 +15,7 @@ SQL statements of each run, and the "went offline" events written.
 
 import argparse
 import os
+import sys
 import time
 from datetime import timedelta
 
@@ -22,6 +23,9 @@ import odoo
 from odoo import SUPERUSER_ID, api, fields
 from odoo.modules.registry import Registry
 from odoo.tools import config
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import docs_table
 
 
 def run_cron(env):
@@ -39,7 +43,10 @@ def main():
     parser.add_argument("--boxes", type=int, default=10000)
     parser.add_argument("--ended", type=int, default=100)
     parser.add_argument("-c", "--config", default=".dev/odoo.conf")
+    docs_table.add_option(parser, "liveness")
     args = parser.parse_args()
+    if args.docs:
+        docs_table.check(args.docs, parser=parser)
     config.parse_config(["-c", args.config])
     odoo.tools.config["db_name"] = args.db
     registry = Registry(args.db)
@@ -67,6 +74,13 @@ def main():
         events = cr.fetchone()[0]
         cr.rollback()
     best = min(idle)
+    with docs_table.capture() as out:
+        report(args, best, ended, events)
+    if args.docs:
+        docs_table.write(args.docs, "```text\n" + out.getvalue().strip() + "\n```\n")
+
+
+def report(args, best, ended, events):
     print(f"{args.boxes} idle connected boxes: refresh {best[0] * 1000:.1f} ms, {best[1]} statements")
     print(
         f"{args.ended} of them past the grace: refresh {ended[0] * 1000:.1f} ms, {ended[1]} statements, "

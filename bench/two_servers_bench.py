@@ -44,6 +44,7 @@ def load(name, path):
 fb = load("fleet_bench", ROOT / "bench" / "fleet_bench.py")
 nginx_proxy = load("nginx_proxy", ROOT / "deploy" / "nginx_proxy.py")
 hb = fb.hb
+docs_table = load("docs_table", ROOT / "bench" / "docs_table.py")
 
 
 def say(message):
@@ -175,7 +176,10 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--restart-boxes", type=int, default=2000)
     parser.add_argument("--restart-seconds", type=float, default=60.0)
+    docs_table.add_option(parser, "two-servers")
     args = parser.parse_args(argv)
+    if args.docs:
+        docs_table.check(args.docs, parser=parser)
     if not nginx_proxy.nginx_binary():
         sys.exit("nginx is not installed (./dev setup installs it as root)")
     options = hb.read_config()
@@ -185,7 +189,10 @@ def main(argv=None):
         results = [measure(args, options, 1), measure(args, options, 2)]
     finally:
         hb.drop_database(options, args.db)
-    report(args, results)
+    with docs_table.capture() as out:
+        report(args, results)
+    if args.docs:
+        docs_table.write(args.docs, out.getvalue().strip() + "\n")
     return 0
 
 

@@ -7,8 +7,8 @@ from odoo.exceptions import ValidationError
 
 from .iot_box import OFFLINE_DELAY_PARAM
 from .iot_box_event import RETENTION_PARAM
-from .iot_box_log import LEVELS
 from .iot_box_liveness import GRACE_PARAM
+from .iot_box_log import LEVELS
 from .iot_handlers_bundle import HOLD_PARAM
 from .iot_image_release import DEFAULT_FEED_URL, FEED_URL_PARAM
 
