@@ -64,43 +64,11 @@ MAC_PREFIX = "02:00:00:00:"
 # Fixture
 # ---------------------------------------------------------------------------
 
-WORDS = [
-    "device",
-    "printer",
-    "serial",
-    "scale",
-    "usb",
-    "display",
-    "payment",
-    "terminal",
-    "connection",
-    "status",
-    "value",
-    "data",
-    "buffer",
-    "command",
-    "response",
-    "timeout",
-    "retry",
-    "port",
-    "baud",
-    "driver",
-    "interface",
-    "manager",
-    "event",
-    "read",
-    "write",
-    "open",
-    "close",
-    "send",
-    "receive",
-    "parse",
-    "format",
-    "encode",
-    "decode",
-    "check",
-    "supported",
-]
+WORDS = (
+    "device printer serial scale usb display payment terminal connection status value "
+    "data buffer command response timeout retry port baud driver interface manager event "
+    "read write open close send receive parse format encode decode check supported"
+).split()
 
 
 def handler_source(rng, name, size):
