@@ -40,6 +40,7 @@ FIND_FIELDS = [
     "last_seen_bus",
     "disconnected_since",
     "checkin_remote_addr",
+    "is_offline",
     "drivers_auto_update",
     "canary",
     "handlers_digest",

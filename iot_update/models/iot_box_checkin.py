@@ -162,9 +162,16 @@ class IotBox(models.Model):
         if box.token_hash != token_hash:
             # Admitted with the current pairing token: remember it from now on.
             vals["token_hash"] = token_hash
+        # The stored status, as read with the box (a status still to be recomputed
+        # by this transaction is not read: that would cost its recompute here).
+        was_offline = not self.env.is_to_compute(self._fields["is_offline"], box) and box.is_offline
         box.write({key: value for key, value in vals.items() if box[key] != value or key == "last_contact"})
         box._sync_devices(request.devices)
         box._on_setup_accepted(request, remote_addr, admitted=False)
+        if was_offline and not box.is_offline:
+            # Read only for a box shown offline: a check-in of a box that is on costs nothing more.
+            self.env["iot.box.event"].sudo()._record("back_online", box, detail="checked in", remote_addr=remote_addr)
+            _logger.info("IoT box %s is back online (check-in from %s)", request.identifier, remote_addr)
         return box._get_channel()
 
     def _create_from_setup(self, vals):

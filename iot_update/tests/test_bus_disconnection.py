@@ -233,6 +233,18 @@ class TestLivenessModel(IotCase):
         self.Box._cron_refresh_update_status()
         self.assertFalse(box.is_offline)
 
+    def test_offline_box_checking_in_is_back_online_once(self):
+        box = self.disconnected_box(MAC, 30)
+        self.Box._cron_refresh_update_status()
+        self.assertTrue(box.is_offline)
+        self.check_in(identifier=MAC)
+        self.assertFalse(box.is_offline)
+        back = box.event_ids.filtered(lambda event: event.kind == "back_online")
+        self.assertEqual((len(back), back.detail, back.remote_addr), (1, "checked in", "127.0.0.1"))
+        # A box that is on checking in again: no event.
+        self.check_in(identifier=MAC)
+        self.assertEqual(len(box.event_ids.filtered(lambda event: event.kind == "back_online")), 1)
+
     def test_disconnection_of_the_key_only(self):
         box = self.disconnected_box(MAC, 30, key="a")
         self.env.cr.execute("UPDATE iot_box SET disconnected_since = NULL WHERE id = %s", [box.id])
