@@ -376,14 +376,21 @@ class TestTwoServers(BaseCase):
         self.assertGreaterEqual(reads[0][0]["last_seen"], reads[0][0]["last_seen_bus"])
 
     def test_3_setting_saved_on_one_server_answered_by_the_other(self):
-        names = ["iot_offline_delay_hours", "iot_hold_bundles"]
-        for value in ({"iot_offline_delay_hours": 7, "iot_hold_bundles": True}, {"iot_offline_delay_hours": 5}):
+        names = ["iot_offline_delay_hours", "iot_hold_bundles", "iot_box_log_level", "iot_disconnect_grace_minutes"]
+        first = {
+            "iot_offline_delay_hours": 7,
+            "iot_hold_bundles": True,
+            "iot_box_log_level": "error",
+            "iot_disconnect_grace_minutes": 9,
+        }
+        for value in (first, {"iot_offline_delay_hours": 5}):
             # Each server's workers read the value once first (their caches hold it).
             for server in (self.a, self.b):
                 server.rpc("res.config.settings", "default_get", names)
             settings = self.a.rpc("res.config.settings", "create", value)
             self.a.rpc("res.config.settings", "execute", [settings])
-            expected = {"iot_offline_delay_hours": value["iot_offline_delay_hours"], "iot_hold_bundles": True}
+            # The settings not given keep the values saved before.
+            expected = {**first, "iot_offline_delay_hours": value["iot_offline_delay_hours"]}
             for __ in range(WORKERS * 2):  # every worker of the other server
                 answer = self.b.rpc("res.config.settings", "default_get", names)
                 self.assertEqual({name: answer[name] for name in names}, expected)
