@@ -3,7 +3,7 @@
 {
     "name": "IoT Box Updates",
     "summary": "Serve drivers to IoT boxes and see which boxes need an image, code or drivers update",
-    "version": "18.0.1.3.0",
+    "version": "18.0.1.4.0",
     "category": "Internet of Things (IoT)",
     "license": "LGPL-3",
     "author": "iot_update contributors",
@@ -28,6 +28,7 @@
         "views/res_config_settings_views.xml",
         "views/iot_update_settings_views.xml",
         "views/iot_box_log_views.xml",
+        "views/iot_rollout_views.xml",
         "views/iot_update_menus.xml",
     ],
     "assets": {

@@ -43,6 +43,7 @@ FIND_FIELDS = [
     "is_offline",
     "drivers_auto_update",
     "canary",
+    "rollout_due",
     "handlers_digest",
     "company_id",
 ]
@@ -141,8 +142,8 @@ class IotBox(models.Model):
     )
 
     canary = fields.Boolean(
-        help="A canary box gets a held drivers bundle (a new one held back from the other boxes) "
-        "before it is released to all.",
+        help="A canary box gets a held drivers bundle (a new one held back from the other boxes) first: "
+        "it is the first wave of every roll-out.",
     )
 
     # Versions, read from what the box sends.
@@ -169,8 +170,8 @@ class IotBox(models.Model):
     handlers_current_digest = fields.Char(
         string="Due Bundle",
         compute="_compute_handlers_current_digest",
-        help="Digest of the bundle the box gets now: the held bundle of its platform for a canary box "
-        "while one is held, else the current one.",
+        help="Digest of the bundle the box gets now: the held bundle of its platform while the box is in "
+        "an open wave of its roll-out, else the current one.",
     )
     handlers_bundle_id = fields.Many2one(
         "iot.handlers.bundle",
@@ -228,16 +229,16 @@ class IotBox(models.Model):
             else:
                 box.homepage_url = f"http://{box.ip}:8069"
 
-    @api.depends("platform", "canary")
+    @api.depends("platform", "rollout_due")
     def _compute_handlers_current_digest(self):
         Bundle = self.env["iot.handlers.bundle"].sudo()
         digests = Bundle._current_digests() if self else {}
         held = Bundle._held_digests() if self else {}
         for box in self:
             variant = variant_for(box.platform)
-            box.handlers_current_digest = (box.canary and held.get(variant)) or digests.get(variant)
+            box.handlers_current_digest = (box.rollout_due and held.get(variant)) or digests.get(variant)
 
-    @api.depends("platform", "canary", "handlers_digest", "handlers_date")
+    @api.depends("platform", "rollout_due", "handlers_digest", "handlers_date")
     @api.depends_context("lang", "tz")
     def _compute_handlers_bundle(self):
         digests = {digest for digest in self.mapped("handlers_digest") if digest}
@@ -259,7 +260,7 @@ class IotBox(models.Model):
             return self.env._("No drivers received yet")
         if self.handlers_digest == self.handlers_current_digest:
             if held.state == "held":
-                return self.env._("Trying the held bundle (canary)")
+                return self.env._("Trying the held bundle (roll-out)")
             return self.env._("Current")
         date = format_datetime(self.env, self.handlers_date, dt_format="short") if self.handlers_date else "?"
         if not held:
@@ -303,7 +304,7 @@ class IotBox(models.Model):
             box.code_commit = parsed.commit
 
     @api.depends(
-        "platform", "image_version", "code_version", "last_seen", "handlers_digest", "canary", "disconnected_since"
+        "platform", "image_version", "code_version", "last_seen", "handlers_digest", "rollout_due", "disconnected_since"
     )
     def _compute_update_status(self):
         facts = self._update_facts()
@@ -407,12 +408,12 @@ class IotBox(models.Model):
 
     def _handlers_current(self, facts):
         """True when the box holds the handlers bundle it is due: the held
-        bundle of its platform for a canary box while one is held, else the
-        current one."""
+        bundle of its platform while it is in an open wave of its roll-out
+        (``rollout_due``), else the current one."""
         self.ensure_one()
         variant = variant_for(self.platform)
         due = facts["handlers_digests"].get(variant)
-        if self.canary and variant not in self.env.context.get("iot_update_handlers_digests", {}):
+        if self.rollout_due and variant not in self.env.context.get("iot_update_handlers_digests", {}):
             due = facts["held_digests"].get(variant) or due
         return bool(self.handlers_digest) and self.handlers_digest == due
 

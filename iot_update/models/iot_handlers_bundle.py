@@ -738,8 +738,8 @@ class IotHandlersBundle(models.Model):
         offline, image upgrade required, code update pending, handlers
         outdated, up to date).
 
-        A box is due the current ``digest``, or the ``held`` one if it is a
-        canary and a bundle is held. Only the handlers part of a status
+        A box is due the current ``digest``, or the ``held`` one if a bundle
+        is held and the box is in an open wave of its roll-out (``rollout_due``). Only the handlers part of a status
         changes; the other flags are read as stored. Returns the boxes whose
         flag or status changed.
         """
@@ -749,7 +749,7 @@ class IotHandlersBundle(models.Model):
         platform = SQL("platform IN %s", tuple(platforms))
         if False in VARIANT_PLATFORMS[variant]:
             platform = SQL("(%s OR platform IS NULL)", platform)
-        due = SQL("(CASE WHEN canary THEN %s ELSE %s END)", held or digest, digest) if held else SQL("%s", digest)
+        due = SQL("(CASE WHEN rollout_due THEN %s ELSE %s END)", held, digest) if held else SQL("%s", digest)
         outdated = SQL("(handlers_digest IS DISTINCT FROM %s)", due)
         status = SQL(
             """(CASE WHEN is_offline THEN 'offline'
@@ -896,7 +896,7 @@ class IotHandlersBundle(models.Model):
         """
         current, held = self._due_digests(variant)
         built = self._get_bundle(variant)
-        due = held if box.canary and held else current
+        due = held if box.rollout_due and held else current
         if due and due != built.digest and self._differing_versions():
             # The folders of this server are not the recorded versions: the recorded bundle wins.
             stored = self._stored_bundle(variant, due)
@@ -907,7 +907,7 @@ class IotHandlersBundle(models.Model):
             self._bundle_changed_here(built)
             if not held and not self._hold_enabled():
                 return built, False
-        due = held if box.canary and held else current
+        due = held if box.rollout_due and held else current
         if not due or due == built.digest:
             return built, bool(due)
         stored = self._stored_bundle(variant, due)

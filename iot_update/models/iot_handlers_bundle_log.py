@@ -4,7 +4,8 @@ from odoo import api, fields, models
 
 
 class IotHandlersBundleLog(models.Model):
-    """The roll-out actions of the IoT administrators, one line per bundle
+    """The roll-out actions of the IoT administrators and of the roll-out
+    evaluation (waves opened, halts, with their evidence), one line per bundle
     an action changed, and the holding of new bundles turned on or off:
     append-only, written by ``action_release``, ``action_roll_back`` and the
     IoT settings (a few lines per action, whatever the fleet's size)."""
@@ -33,6 +34,12 @@ class IotHandlersBundleLog(models.Model):
             ("restored", "Current again (roll back)"),
             ("hold_on", "New bundles held"),
             ("hold_off", "New bundles no longer held"),
+            ("rollout_started", "Roll-out planned"),
+            ("wave_opened", "Wave opened"),
+            ("halted", "Roll-out halted"),
+            ("paused", "Roll-out paused"),
+            ("resumed", "Roll-out resumed"),
+            ("completed", "Roll-out completed"),
         ],
         required=True,
         readonly=True,
@@ -45,10 +52,14 @@ class IotHandlersBundleLog(models.Model):
         "Current again: the bundle rolled back.",
     )
     box_count = fields.Integer(string="Boxes Flagged", readonly=True, help="Boxes whose handlers status changed.")
+    detail = fields.Text(
+        readonly=True, help="What the action rests on: the boxes, the signals and their evidence for a roll-out."
+    )
 
     @api.model
-    def _log(self, action, bundle=None, replaced=None, box_count=0):
-        """Record that the current user did ``action`` (on ``bundle``)."""
+    def _log(self, action, bundle=None, replaced=None, box_count=0, detail=None):
+        """Record that the current user (OdooBot for the scheduled roll-out
+        evaluation) did ``action`` (on ``bundle``)."""
         return self.create(
             [
                 {
@@ -57,6 +68,7 @@ class IotHandlersBundleLog(models.Model):
                     "other_bundle_id": replaced.id if replaced else False,
                     "user_id": self.env.uid,
                     "box_count": box_count,
+                    "detail": detail or False,
                 }
             ]
         )

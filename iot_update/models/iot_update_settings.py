@@ -10,9 +10,21 @@ from .iot_box_event import RETENTION_PARAM
 from .iot_box_liveness import GRACE_PARAM
 from .iot_box_log import LEVELS
 from .iot_handlers_bundle import HOLD_PARAM
+from .iot_handlers_bundle_rollout import REVERT_POLICIES
 from .iot_image_release import DEFAULT_FEED_URL, FEED_URL_PARAM
 
 _logger = logging.getLogger(__name__)
+
+#: The roll-out settings, saved by ``iot.handlers.bundle._set_rollout_settings``.
+ROLLOUT_FIELDS = (
+    "rollout_waves",
+    "rollout_soak_hours",
+    "rollout_settle_minutes",
+    "rollout_healthy_percent",
+    "rollout_failure_percent",
+    "rollout_dark_percent",
+    "rollout_revert",
+)
 
 
 class IotUpdateSettings(models.TransientModel):
@@ -56,9 +68,56 @@ class IotUpdateSettings(models.TransientModel):
     )
 
     hold_bundles = fields.Boolean(
-        string="Hold New Driver Bundles",
-        help="A new drivers bundle (after a module install or upgrade) goes to the canary boxes only, "
-        "until an IoT administrator releases it to all from IoT > Driver Bundles.",
+        string="Roll Out New Driver Bundles in Waves",
+        help="A new drivers bundle (after a module install or upgrade) is held: it goes to the canary boxes, "
+        "then to waves of the other boxes as those that took it prove healthy, and halts by itself when "
+        "they lose devices, report errors or go dark.",
+    )
+    rollout_waves = fields.Char(
+        string="Waves (%)",
+        required=True,
+        default="10,50,100",
+        help="Shares of the other boxes of a platform due the bundle as each wave opens, after the canaries.",
+    )
+    rollout_soak_hours = fields.Integer(
+        string="Soak Time (hours)",
+        required=True,
+        default=24,
+        help="A box that took the bundle is healthy when nothing failed for this long.",
+    )
+    rollout_settle_minutes = fields.Integer(
+        string="Devices Settle (minutes)",
+        required=True,
+        default=5,
+        help="The devices a box serves are compared with those it served before this long after its download "
+        "(a box reports its devices in the minute after it starts).",
+    )
+    rollout_healthy_percent = fields.Integer(
+        string="Healthy to Advance (%)",
+        required=True,
+        default=80,
+        help="A wave opens the next when this share of its boxes that took the bundle (at least one) is healthy.",
+    )
+    rollout_failure_percent = fields.Integer(
+        string="Failures to Halt (%)",
+        required=True,
+        default=0,
+        help="The roll-out halts when more than this share of a wave's boxes that took the bundle lose devices "
+        "or log new errors (0: any box). Any failure among the canaries halts it.",
+    )
+    rollout_dark_percent = fields.Integer(
+        string="Gone Dark to Halt (%)",
+        required=True,
+        default=10,
+        help="The roll-out halts when more than this share of a wave's boxes that took the bundle go offline "
+        "within the soak time.",
+    )
+    rollout_revert = fields.Selection(
+        REVERT_POLICIES,
+        string="On Halt, Back to the Previous Bundle",
+        required=True,
+        default="failed",
+        help="Which boxes are due the previous bundle again when a roll-out halts.",
     )
 
     box_log_level = fields.Selection(
@@ -136,6 +195,7 @@ class IotUpdateSettings(models.TransientModel):
                 settings.box_log_retention_days,
                 settings.box_log_forward,
             )
+            self._apply_rollout_settings({name: settings[name] for name in ROLLOUT_FIELDS})
 
     def action_save(self):
         """Button Save: the form was saved, hence applied, just before."""
@@ -172,6 +232,7 @@ class IotUpdateSettings(models.TransientModel):
             "hold_bundles": self.env["iot.handlers.bundle"]._hold_enabled(),
             **self.env["iot.box.log"]._get_log_settings(),
             "disconnect_grace_minutes": self.env["iot.box"]._get_disconnect_grace_minutes(),
+            **self.env["iot.handlers.bundle"]._get_rollout_settings(),
         }
 
     @api.model
@@ -243,6 +304,11 @@ class IotUpdateSettings(models.TransientModel):
                 bool(forward),
                 self.env.uid,
             )
+
+    @api.model
+    def _apply_rollout_settings(self, values):
+        """Write the roll-out settings (they apply to the roll-outs started later)."""
+        self.env["iot.handlers.bundle"].sudo()._set_rollout_settings(values)
 
     @api.model
     def _generate_pairing_token(self):

@@ -6,6 +6,8 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
 from .iot_box_log import LEVELS
+from .iot_handlers_bundle_rollout import REVERT_POLICIES
+from .iot_update_settings import ROLLOUT_FIELDS
 
 _logger = logging.getLogger(__name__)
 
@@ -25,7 +27,14 @@ class ResConfigSettings(models.TransientModel):
     iot_offline_delay_hours = fields.Integer(string="Offline Delay (hours)")
     iot_image_feed_url = fields.Char(string="Image Feed URL")
     iot_event_retention_days = fields.Integer(string="History Retention (days)")
-    iot_hold_bundles = fields.Boolean(string="Hold New Driver Bundles")
+    iot_hold_bundles = fields.Boolean(string="Roll Out New Driver Bundles in Waves")
+    iot_rollout_waves = fields.Char(string="Waves (%)")
+    iot_rollout_soak_hours = fields.Integer(string="Soak Time (hours)")
+    iot_rollout_settle_minutes = fields.Integer(string="Devices Settle (minutes)")
+    iot_rollout_healthy_percent = fields.Integer(string="Healthy to Advance (%)")
+    iot_rollout_failure_percent = fields.Integer(string="Failures to Halt (%)")
+    iot_rollout_dark_percent = fields.Integer(string="Gone Dark to Halt (%)")
+    iot_rollout_revert = fields.Selection(REVERT_POLICIES, string="On Halt, Back to the Previous Bundle")
     iot_box_log_level = fields.Selection(
         [(name, name.capitalize()) for name in LEVELS], string="Box Log Level Kept", default="warning"
     )
@@ -73,6 +82,7 @@ class ResConfigSettings(models.TransientModel):
             self.iot_box_log_retention_days,
             self.iot_box_log_forward,
         )
+        self.env["iot.update.settings"]._apply_rollout_settings({name: self[f"iot_{name}"] for name in ROLLOUT_FIELDS})
         self.env["iot.update.settings"]._apply_iot_settings(
             self.iot_offline_delay_hours,
             self.iot_image_feed_url,

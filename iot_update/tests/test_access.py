@@ -17,6 +17,8 @@ BUNDLE_MODELS = (
     "iot.handlers.bundle.file",
     "iot.handlers.bundle.change",
     "iot.handlers.bundle.log",
+    "iot.rollout.wave",
+    "iot.rollout.line",
 )
 
 

@@ -227,4 +227,11 @@ class TestRolloutTour(BrowserCleanupMixin, HandlersFolderMixin, IotHttpCase):
         except unittest.SkipTest as error:
             self.fail(f"Chromium is installed but the tour could not run: {error}")
         self.assertEqual(held.state, "current")
-        self.assertEqual([(line.action, line.user_id) for line in held.log_ids], [("released", admin)])
+        self.assertEqual(
+            [(line.action, line.user_id) for line in held.log_ids],
+            [
+                ("released", admin),
+                ("wave_opened", self.env.ref("base.user_root")),
+                ("rollout_started", self.env.ref("base.user_root")),
+            ],
+        )

@@ -23,6 +23,7 @@ MODELS = (
     "iot.handlers.bundle",
     "iot.handlers.bundle.log",
     "iot.box.log",
+    "iot.rollout.line",
 )
 
 

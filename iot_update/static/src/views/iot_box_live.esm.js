@@ -1,13 +1,13 @@
 // Copyright 2026 iot_update contributors
 // License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 
+import {onWillStart, onWillUnmount, useState} from "@odoo/owl";
 import {FormController} from "@web/views/form/form_controller";
 import {KanbanController} from "@web/views/kanban/kanban_controller";
 import {ListController} from "@web/views/list/list_controller";
 import {formView} from "@web/views/form/form_view";
 import {kanbanView} from "@web/views/kanban/kanban_view";
 import {listView} from "@web/views/list/list_view";
-import {onWillUnmount} from "@odoo/owl";
 import {registry} from "@web/core/registry";
 import {useDebounced} from "@web/core/utils/timing";
 import {useService} from "@web/core/utils/hooks";
@@ -32,10 +32,45 @@ export function useBoxesChanged(reload) {
     onWillUnmount(() => busService.unsubscribe(BOXES_CHANGED, onChanged));
 }
 
+/**
+ * The halted roll-outs, for the banner above the dashboard: read when the
+ * view opens and again when boxes change.
+ *
+ * @returns {Object} state whose ``rollouts`` lists the halted roll-outs
+ */
+export function useHaltedRollouts() {
+    const orm = useService("orm");
+    const state = useState({rollouts: []});
+    const load = async () => {
+        state.rollouts = await orm.searchRead(
+            "iot.handlers.bundle",
+            [
+                ["state", "=", "held"],
+                ["rollout_state", "=", "halted"],
+            ],
+            ["display_name", "rollout_halt_reason"]
+        );
+    };
+    onWillStart(load);
+    return {state, load};
+}
+
 export class IotBoxKanbanController extends KanbanController {
+    static template = "iot_update.IotBoxKanbanView";
+
     setup() {
         super.setup();
-        useBoxesChanged(() => this.model.load());
+        this.halted = useHaltedRollouts();
+        useBoxesChanged(() => Promise.all([this.model.load(), this.halted.load()]));
+    }
+
+    openHaltedRollout(rollout) {
+        this.actionService.doAction({
+            type: "ir.actions.act_window",
+            res_model: "iot.handlers.bundle",
+            res_id: rollout.id,
+            views: [[false, "form"]],
+        });
     }
 }
 
