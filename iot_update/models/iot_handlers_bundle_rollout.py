@@ -680,16 +680,22 @@ class IotHandlersBundle(models.Model):
         log records it. Three UPDATEs and the flags of the platform."""
         self.ensure_one()
         now = fields.Datetime.now()
-        evidence = "\n".join(
-            self.env._(
-                "%(box)s (%(wave)s): %(outcome)s. %(evidence)s",
-                box=line.box_id.display_name,
-                wave=line.wave_id.name,
-                outcome=dict(line._fields["state"]._description_selection(self.env))[line.state],
-                evidence=line.evidence,
+        outcomes = dict(self.env["iot.rollout.line"]._fields["state"]._description_selection(self.env))
+        evidence = []
+        for line in lines:
+            evidence.append(
+                self.env._(
+                    "%(box)s (%(wave)s): %(outcome)s. %(evidence)s",
+                    box=line.box_id.display_name,
+                    wave=line.wave_id.name,
+                    outcome=outcomes[line.state],
+                    evidence=line.evidence,
+                )
             )
-            for line in lines
-        )
+            if line.error_lines:
+                # The box's own first line, as it sent it.
+                evidence.append("    " + line.error_lines.splitlines()[0][:300])
+        evidence = "\n".join(evidence)
         reason = "\n".join([*reasons, evidence])
         reverted = {"failed": FAILED_STATES, "taken": TAKEN_STATES, "none": ()}[self.rollout_revert or "failed"]
         self.env.flush_all()

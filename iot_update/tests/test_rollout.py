@@ -9,10 +9,15 @@ error lines are those of the genuine box (``Unable to load file: <driver>``,
 formatted as its ``server_logger`` formats them, SPEC 3.6).
 """
 
+import logging
 import math
+import unittest
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from unittest.mock import patch
 
+import requests
 from freezegun import freeze_time
 
 from odoo import fields
@@ -24,8 +29,12 @@ from odoo.addons.iot_update.models.iot_handlers_bundle import bundle_cache
 from odoo.addons.iot_update.tools.box_log import read_log_batch
 from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
 
-from .handlers_common import LINUX_VERSION, HandlersFolderMixin
-from .iot_common import PRINTER, SCALE, IotCase
+from .handlers_common import LINUX_HANDLERS, LINUX_VERSION, HandlersFolderMixin
+from .iot_common import PRINTER, SCALE, IotCase, IotHttpCase, box_payload
+from .test_box_log_http import genuine_handler, load_genuine_server_logger
+from .test_bundle_rollout import CANARY, RolloutMixin
+from .test_handlers_genuine_box import GENUINE_MODULE
+from .test_tour import BrowserCleanupMixin
 
 #: The next bundle: one driver changed.
 NEW_PRINTER = {"drivers/PrinterDriver_L.py": b"# linux printer driver, new version\n"}
@@ -40,7 +49,9 @@ def mac(number):
     return f"aa:bb:cc:30:{number // 256:02x}:{number % 256:02x}"
 
 
-class RolloutCase(HandlersFolderMixin, IotCase):
+class RolloutSteps(HandlersFolderMixin):
+    """A fleet, a held bundle and the steps of its roll-out, for a ``IotCase`` or ``IotHttpCase``."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -128,6 +139,10 @@ class RolloutCase(HandlersFolderMixin, IotCase):
             .sudo()
             .search([("channel", "like", f'"res.groups",{group.id}]'), ("message", "like", "simple_notification")])
         )
+
+
+class RolloutCase(RolloutSteps, IotCase):
+    pass
 
 
 class TestRolloutPlan(RolloutCase):
@@ -488,3 +503,88 @@ class TestRolloutSettings(RolloutCase):
         self.assertEqual(self.Box.search([("rollout_due", "=", True)]), boxes[0])
         self.assertEqual(self.serve(boxes[0]), held.digest)
         self.assertEqual(self.serve(boxes[1]), self.current.digest)
+
+
+class TestRolloutGenuineBox(RolloutMixin, IotHttpCase):
+    """The genuine 18.0 box code over real HTTP: a canary downloads a bundle
+    whose new driver fails to import on it; its own log handler reports
+    ``Unable to load file``, its next check-in lacks the device that driver
+    served; the roll-out halts, and the box's next download brings the
+    previous bundle back."""
+
+    def test_a_broken_driver_on_a_canary_halts_the_roll_out_and_the_box_gets_its_drivers_back(self):
+        helpers = self.helpers
+        module = load_genuine_server_logger(
+            Path(get_module_path("hw_drivers"), "server_logger.py"), "hw_drivers", helpers
+        )
+        # What the box does after loading handlers (reset its own web app) is not the test's.
+        patcher = patch.object(helpers, "lazy_property", SimpleNamespace(reset_all=lambda app: None))
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        devices = {"usb-epson-1": PRINTER, "serial-toledo-1": SCALE}
+
+        def box_checks_in(served):
+            self.env.flush_all()
+            response = self.post_setup(
+                box_payload(self.token, identifier=CANARY, version=LINUX_VERSION, devices=served)
+            )
+            self.assertEqual(response.status_code, 200)
+            self.env.invalidate_all()
+
+        box_checks_in(devices)
+        self.assertEqual(self.download(CANARY), LINUX_HANDLERS)
+        self.hold_new_bundles()
+        self.change_drivers({"drivers/BrokenScaleDriver_L.py": b"import iot_update_no_such_module\n"})
+        held = self.bundle_record("held")
+        self.assertEqual(held.rollout_state, "running")
+
+        # The canary restarts (SPEC 3.5): a check-in with no device, its download, its
+        # drivers loaded (the new one fails, its own log handler queues the lines), its
+        # log sent, then the check-ins of the devices it finds: the scale is not among them.
+        box_checks_in({})
+        self.assertIn("drivers/BrokenScaleDriver_L.py", self.download(CANARY))
+        handler = genuine_handler(module, self.base_url())
+        box_logger = logging.getLogger(GENUINE_MODULE)
+        box_logger.addHandler(handler)
+        propagate, box_logger.propagate = box_logger.propagate, False
+        try:
+            helpers.load_iot_handlers()
+        finally:
+            box_logger.propagate = propagate
+            box_logger.removeHandler(handler)
+        self.env.flush_all()
+        handler._flush_logs(requests.Session())
+        box_checks_in({"usb-epson-1": PRINTER})
+        self.env.invalidate_all()
+        canary = self.box(CANARY)
+        self.assertTrue(canary.reporting_errors)
+
+        with freeze_time(fields.Datetime.now() + timedelta(minutes=10)):
+            with self.assertLogs(ROLLOUT_LOGGER, "WARNING"):
+                self.Bundle._cron_evaluate_rollouts()
+        self.env.invalidate_all()
+        self.assertEqual(held.rollout_state, "halted")
+        line = held.rollout_line_ids.filtered(lambda line: line.box_id == canary)
+        self.assertEqual(line.state, "errors", "the log tells first, and names the driver")
+        self.assertIn("driver BrokenScaleDriver_L.py failed to load", line.evidence)
+        self.assertIn("Unable to load file: BrokenScaleDriver_L.py", held.rollout_halt_reason)
+        self.assertTrue(line.reverted)
+        # The box's next start brings the previous bundle back (its ETag is another one).
+        self.assertEqual(self.download(CANARY), LINUX_HANDLERS)
+        self.assertEqual(canary.handlers_digest, self.first.digest)
+
+
+class TestHaltedRolloutTour(BrowserCleanupMixin, RolloutSteps, IotHttpCase):
+    def test_the_dashboard_shows_a_halted_roll_out_and_opens_it(self):
+        boxes = self.add_boxes(3, devices=self.devices("printer", "scale"))
+        canary = boxes[0]
+        canary.canary = True
+        bundle = self.new_bundle()
+        self.restart(canary, "printer")
+        canary.name = "tour-broken-canary"  # after its check-ins, which name it
+        self.evaluate(timedelta(minutes=10), halts=True)
+        self.assertEqual(bundle.rollout_state, "halted")
+        try:
+            self.start_tour("/odoo/action-iot_update.iot_box_action", "iot_update_halted_rollout_tour", login="admin")
+        except unittest.SkipTest as error:
+            self.fail(f"Chromium is installed but the tour could not run: {error}")
