@@ -28,7 +28,7 @@ _logger = logging.getLogger(__name__)
 #: Roll-out settings: ``{field: (system parameter, default)}``.
 ROLLOUT_PARAMS = {
     "rollout_waves": ("iot_update.rollout_waves", "10,50,100"),
-    "rollout_soak_hours": ("iot_update.rollout_soak_hours", 24),
+    "rollout_soak_hours": ("iot_update.rollout_soak_hours", 24.0),
     "rollout_settle_minutes": ("iot_update.rollout_settle_minutes", 5),
     "rollout_healthy_percent": ("iot_update.rollout_healthy_percent", 80),
     "rollout_failure_percent": ("iot_update.rollout_failure_percent", 0),
@@ -91,8 +91,9 @@ class IotHandlersBundle(models.Model):
     rollout_halt_reason = fields.Text(
         string="Why It Halted", readonly=True, copy=False, help="The boxes, the signal and the evidence."
     )
-    rollout_soak_hours = fields.Integer(
-        string="Soak Time (hours)", help="A box that took the bundle is healthy when nothing failed for this long."
+    rollout_soak_hours = fields.Float(
+        string="Soak Time (hours)",
+        help="A box that took the bundle is healthy when nothing failed for this long (0.5: half an hour).",
     )
     rollout_healthy_percent = fields.Integer(
         string="Healthy to Advance (%)",
@@ -151,7 +152,12 @@ class IotHandlersBundle(models.Model):
         values = {}
         for name, (key, default) in ROLLOUT_PARAMS.items():
             raw = (params.get_param(key) or "").strip()
-            if isinstance(default, int):
+            if isinstance(default, float):
+                try:
+                    values[name] = float(raw) if raw else default
+                except ValueError:
+                    values[name] = default
+            elif isinstance(default, int):
                 values[name] = int(raw) if raw.isdigit() else default
             else:
                 values[name] = raw or default
@@ -431,7 +437,7 @@ class IotHandlersBundle(models.Model):
             healthy=previous.healthy_count,
             taken=previous.taken_count,
             previous=previous.name,
-            hours=self.rollout_soak_hours,
+            hours=f"{self.rollout_soak_hours:g}",
             percent=self.rollout_healthy_percent,
         )
 

@@ -79,11 +79,11 @@ class IotUpdateSettings(models.TransientModel):
         default="10,50,100",
         help="Shares of the other boxes of a platform due the bundle as each wave opens, after the canaries.",
     )
-    rollout_soak_hours = fields.Integer(
+    rollout_soak_hours = fields.Float(
         string="Soak Time (hours)",
         required=True,
-        default=24,
-        help="A box that took the bundle is healthy when nothing failed for this long.",
+        default=24.0,
+        help="A box that took the bundle is healthy when nothing failed for this long (0.5: half an hour).",
     )
     rollout_settle_minutes = fields.Integer(
         string="Devices Settle (minutes)",

@@ -29,7 +29,7 @@ class ResConfigSettings(models.TransientModel):
     iot_event_retention_days = fields.Integer(string="History Retention (days)")
     iot_hold_bundles = fields.Boolean(string="Roll Out New Driver Bundles in Waves")
     iot_rollout_waves = fields.Char(string="Waves (%)")
-    iot_rollout_soak_hours = fields.Integer(string="Soak Time (hours)")
+    iot_rollout_soak_hours = fields.Float(string="Soak Time (hours)")
     iot_rollout_settle_minutes = fields.Integer(string="Devices Settle (minutes)")
     iot_rollout_healthy_percent = fields.Integer(string="Healthy to Advance (%)")
     iot_rollout_failure_percent = fields.Integer(string="Failures to Halt (%)")

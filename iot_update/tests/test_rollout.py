@@ -465,7 +465,7 @@ class TestRolloutSettings(RolloutCase):
         settings = self.env["iot.update.settings"].with_user(self.iot_admin).create({})
         self.assertEqual(settings.rollout_waves, "10,50,100")
         self.assertEqual((settings.rollout_soak_hours, settings.rollout_healthy_percent), (24, 80))
-        settings.write({"rollout_waves": "5, 25,100", "rollout_soak_hours": 2, "rollout_revert": "taken"})
+        settings.write({"rollout_waves": "5, 25,100", "rollout_soak_hours": 0.5, "rollout_revert": "taken"})
         self.assertEqual(self.params.get_param("iot_update.rollout_waves"), "5, 25,100")
         for bad in ("10,50", "50,10,100", "0,100", "abc"):
             with self.subTest(waves=bad), self.assertRaises(ValidationError):
@@ -475,14 +475,14 @@ class TestRolloutSettings(RolloutCase):
         self.add_boxes(3)
         bundle = self.new_bundle()
         self.assertEqual(bundle.wave_ids.mapped("percent"), [0, 5, 25, 100])
-        self.assertEqual((bundle.rollout_soak_hours, bundle.rollout_revert), (2, "taken"))
+        self.assertEqual((bundle.rollout_soak_hours, bundle.rollout_revert), (0.5, "taken"))
         # The general settings show and save the same values.
         general = self.env["res.config.settings"].create({})
         self.assertEqual(general.iot_rollout_waves, "5, 25,100")
         general.iot_rollout_failure_percent = 20
         general.execute()
         self.assertEqual(self.Bundle._get_rollout_settings()["rollout_failure_percent"], 20)
-        self.assertEqual(self.Bundle._get_rollout_settings()["rollout_soak_hours"], 2)
+        self.assertEqual(self.Bundle._get_rollout_settings()["rollout_soak_hours"], 0.5)
 
     def test_a_bundle_held_before_the_upgrade_gets_a_roll_out(self):
         boxes = self.add_boxes(4)
