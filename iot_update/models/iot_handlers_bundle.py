@@ -28,7 +28,7 @@ STANDARD_DRIVER_MODULES = ("hw_drivers", "iot_drivers")
 #: bundle every box of the variant is due, canaries aside.
 DIGEST_PARAM = "iot_update.handlers_digest.%s"
 #: System parameter holding the digest of the held bundle of a variant, the
-#: one canary boxes are due (absent or empty when none is held).
+#: one the boxes of its roll-out's open waves are due (absent or empty when none is held).
 HELD_PARAM = "iot_update.handlers_held.%s"
 #: System parameter holding the digest of the last bundle of a variant built
 #: from the handler folders and recorded (after a roll back, not the current one).
@@ -37,7 +37,7 @@ NOTICED_PARAM = "iot_update.handlers_noticed.%s"
 NOTICED_LOG = "IoT handlers bundle %s %s noticed (%s): handlers flag or status changed on %s boxes"
 #: System parameter holding the fingerprint of the handler folders the digests were built from.
 FINGERPRINT_PARAM = "iot_update.handlers_fingerprint"
-#: System parameter: "True" when a new bundle is held back for the canary boxes.
+#: System parameter: "True" when a new bundle is held back and rolled out in waves.
 HOLD_PARAM = "iot_update.hold_bundles"
 #: Box platforms served by each variant (False: a box whose version was never read).
 VARIANT_PLATFORMS = {"linux": ["linux"], "windows": ["windows"], "all": ["test", "unknown", False]}
@@ -120,7 +120,7 @@ class IotHandlersBundle(models.Model):
     )
     state = fields.Selection(
         [
-            ("held", "Held (canary boxes)"),
+            ("held", "Held (rolling out)"),
             ("current", "Current"),
             ("superseded", "Superseded"),
             ("withdrawn", "Withdrawn"),
@@ -129,7 +129,8 @@ class IotHandlersBundle(models.Model):
         readonly=True,
         index=True,
         default="current",
-        help="Held: only canary boxes get it. Current: every other box gets it. Superseded: replaced by a "
+        help="Held: only the boxes of the open waves of its roll-out get it (the canaries first). "
+        "Current: every other box gets it. Superseded: replaced by a "
         "newer current bundle. Withdrawn: rolled back, or replaced before it was released.",
     )
     previous_id = fields.Many2one(
@@ -829,7 +830,7 @@ class IotHandlersBundle(models.Model):
         """Answer a box asking for its handlers (a ``HandlersRequest``).
 
         A known box gets the bundle its roll-out says (the held bundle of its
-        platform for a canary box while one is held, else the current one),
+        platform while it is in an open wave of its roll-out, else the current one),
         unless it asks on its own (``auto``) while its automatic drivers
         update is off; a box that asks on its own (``auto``) with the digest
         it is due gets "not modified", a box asked by a person (not
@@ -878,7 +879,7 @@ class IotHandlersBundle(models.Model):
     @api.model
     def _due_bundle(self, box, variant):
         """``(bundle, recorded)``: the bundle ``box`` (of ``variant``) is
-        due, the held one for a canary while one is held, else the current
+        due, the held one while it is in an open wave of its roll-out, else the current
         one. The bytes come from the folders when they build it, else from
         the bundle's record. Costs no query but on a process's first
         serving of a stored bundle.

@@ -33,23 +33,28 @@ export function useBoxesChanged(reload) {
 }
 
 /**
- * The halted roll-outs, for the banner above the dashboard: read when the
- * view opens and again when boxes change.
+ * What the dashboard shows above the boxes, read when the view opens and
+ * again when boxes change: the halted roll-outs, and how many boxes reported
+ * errors in the last 24 hours.
  *
- * @returns {Object} state whose ``rollouts`` lists the halted roll-outs
+ * @returns {Object} ``state`` (``rollouts``, ``erroring``) and ``load()``
  */
-export function useHaltedRollouts() {
+export function useFleetAlerts() {
     const orm = useService("orm");
-    const state = useState({rollouts: []});
+    const state = useState({rollouts: [], erroring: 0});
     const load = async () => {
-        state.rollouts = await orm.searchRead(
-            "iot.handlers.bundle",
-            [
-                ["state", "=", "held"],
-                ["rollout_state", "=", "halted"],
-            ],
-            ["display_name", "rollout_halt_reason"]
-        );
+        const [rollouts, erroring] = await Promise.all([
+            orm.searchRead(
+                "iot.handlers.bundle",
+                [
+                    ["state", "=", "held"],
+                    ["rollout_state", "=", "halted"],
+                ],
+                ["display_name", "rollout_halt_reason"]
+            ),
+            orm.searchCount("iot.box", [["reporting_errors", "=", true]]),
+        ]);
+        Object.assign(state, {rollouts, erroring});
     };
     onWillStart(load);
     return {state, load};
@@ -60,8 +65,8 @@ export class IotBoxKanbanController extends KanbanController {
 
     setup() {
         super.setup();
-        this.halted = useHaltedRollouts();
-        useBoxesChanged(() => Promise.all([this.model.load(), this.halted.load()]));
+        this.alerts = useFleetAlerts();
+        useBoxesChanged(() => Promise.all([this.model.load(), this.alerts.load()]));
     }
 
     openHaltedRollout(rollout) {
@@ -71,6 +76,19 @@ export class IotBoxKanbanController extends KanbanController {
             res_id: rollout.id,
             views: [[false, "form"]],
         });
+    }
+
+    /** Apply the dashboard's "Reporting errors" filter. */
+    showErroringBoxes() {
+        const item = Object.values(this.env.searchModel.searchItems).find(
+            (searchItem) => searchItem.name === "reporting_errors"
+        );
+        if (
+            item &&
+            !this.env.searchModel.query.some((entry) => entry.searchItemId === item.id)
+        ) {
+            this.env.searchModel.toggleSearchItem(item.id);
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 import {registry} from "@web/core/registry";
 
 /**
- * A box reports errors: its card says so, the dashboard's filter keeps it,
+ * A box reports errors: its card says so, the dashboard counts it and its
+ * "Show them" applies the dashboard's filter, which keeps it,
  * and its form's Box Log tab shows the line it sent, with its level.
  * The boxes are prepared by tests/test_box_log_http.py.
  */
@@ -21,13 +22,13 @@ registry.category("web_tour.tours").add("iot_update_box_log_tour", {
                 ".o_kanban_record:contains(tour-quiet):not(:contains(Reporting errors))",
         },
         {
-            content: "Open the search options",
-            trigger: ".o_searchview_dropdown_toggler",
-            run: "click",
+            content: "The dashboard counts the boxes reporting errors",
+            trigger:
+                ".o_iot_erroring_boxes:contains(1 box reported errors in the last 24 hours)",
         },
         {
-            content: "Keep the boxes reporting errors",
-            trigger: ".o_filter_menu .o-dropdown-item:contains(Reporting errors)",
+            content: "Show them: the dashboard's filter",
+            trigger: ".o_iot_erroring_boxes button:contains(Show them)",
             run: "click",
         },
         {
