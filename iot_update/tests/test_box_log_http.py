@@ -268,6 +268,23 @@ class TestBoxLogRefusals(BoxLogHttpMixin, IotHttpCase):
             self.assert_empty_ok(self.post_log(self.body(), headers=forwarded))
         self.assertEqual(self.log_lines(self.known).mapped("remote_addr"), ["198.51.100.7"])
 
+    def test_a_forged_address_before_the_proxy_s_own_is_not_believed(self):
+        """nginx (``proxy_add_x_forwarded_for``) appends the address it received
+        the request from to whatever X-Forwarded-For the client sent: Odoo's
+        proxy mode reads the last one (one proxy). A stranger who writes the
+        box's address first is still the stranger."""
+        self.known.checkin_remote_addr = "198.51.100.7"
+        chain = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9", "X-Forwarded-Host": "localhost"}
+        with patch.dict(config.options, {"proxy_mode": True}), self.assertLogs(CONTROLLER_LOGGER, "WARNING") as logs:
+            self.assert_empty_ok(self.post_log(self.body(), headers=chain))
+        self.assertIn("203.0.113.9", logs.output[0])
+        self.assertFalse(self.log_lines())
+        # The box itself, behind the same proxy: its address is the last one.
+        behind = {"X-Forwarded-For": "10.9.8.7, 198.51.100.7", "X-Forwarded-Host": "localhost"}
+        with patch.dict(config.options, {"proxy_mode": True}):
+            self.assert_empty_ok(self.post_log(self.body(), headers=behind))
+        self.assertEqual(self.log_lines(self.known).mapped("remote_addr"), ["198.51.100.7"])
+
     def test_a_flood_of_refusals_logs_one_line(self):
         counter = []
         with self.assertLogs(CONTROLLER_LOGGER, "WARNING") as logs:
