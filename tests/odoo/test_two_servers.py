@@ -18,7 +18,7 @@ win are those of the server running the module versions the database records
 The downloads are the genuine 18.0 box's ``download_iot_handlers``
 (``hw_drivers/tools/helpers.py`` loaded from the Odoo tree) and the check-ins its
 ``Manager.send_alldevices`` (``hw_drivers/main.py``), pointed at one server then the
-other; the websocket subscription is the genuine client's message.
+other; the websocket is the genuine 18.0 ``WebsocketClient`` (``hw_drivers/websocket_client.py``).
 
 The tests run in order (the class's state moves on: install, release, upgrade).
 Each server's log is checked after each test for ERROR lines and tracebacks.
@@ -52,6 +52,7 @@ from odoo.tests import BaseCase, tagged
 from odoo.tools import config
 
 from odoo.addons.iot_update.models.iot_handlers_bundle import NOTICED_LOG, OUTVOTED_LOG
+from odoo.addons.iot_update.tests.test_bus_liveness import GenuineBox
 from odoo.addons.iot_update.tests.test_handlers_genuine_box import (
     GENUINE_MODULE,
     HANDLERS_FOLDER,
@@ -347,16 +348,11 @@ class TestTwoServers(BaseCase):
         channel = self.check_in(self.b, OTHER_MAC)
         self.assertTrue(channel)
         self.sql("UPDATE iot_box SET last_seen_bus = NULL WHERE identifier = %s", [OTHER_MAC])
-        ws = websocket.create_connection(
-            f"ws://127.0.0.1:{self.a.gevent_port}/websocket", header={"User-Agent": "OdooIoTBox/1.0"}, timeout=30
-        )
+        # The genuine 18.0 box's websocket client (hw_drivers/websocket_client.py),
+        # given server A's gevent port as its server.
+        box = GenuineBox(f"http://127.0.0.1:{self.a.gevent_port}", OTHER_MAC, channel)
+        box.start()
         try:
-            # The genuine 18.0 client's subscription (hw_drivers/websocket_client.py).
-            ws.send(
-                json.dumps(
-                    {"event_name": "subscribe", "data": {"channels": [channel], "last": 0, "mac_address": OTHER_MAC}}
-                )
-            )
             deadline = time.monotonic() + 30
             while not self.sql(
                 "SELECT 1 FROM iot_box WHERE identifier = %s AND last_seen_bus IS NOT NULL", [OTHER_MAC]
@@ -364,8 +360,10 @@ class TestTwoServers(BaseCase):
                 self.assertLess(time.monotonic(), deadline, "the subscription on server A was not recorded")
                 time.sleep(0.2)
             self.check_in(self.b, OTHER_MAC)
+            connected = self.sql("SELECT bus_connection IS NOT NULL FROM iot_box WHERE identifier = %s", [OTHER_MAC])
+            self.assertEqual(connected, [(True,)], "connected now, through server A")
         finally:
-            ws.close()
+            self.assertTrue(box.stop(), "the box's websocket thread ended")
         fields = ["last_seen_bus", "last_seen", "update_status", "is_offline"]
         reads = [
             server.rpc("iot.box", "search_read", [("identifier", "=", OTHER_MAC)], fields=fields)
