@@ -3,12 +3,17 @@
 """What ./dev reads to judge the wheel and Odoo's own test runner, and the demo it sets up."""
 
 import ast
+import importlib.util
+import re
 import zipfile
+from pathlib import Path
 
 import pytest
 from test_dev_get_odoo import dev
 
 from iotbox_sim.fleet import plan_fleet
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_file_missing_from_the_wheel_is_named(tmp_path, monkeypatch):
@@ -204,3 +209,24 @@ def test_bus_tests_skipped_without_websocket_client_fail_the_run(tmp_path):
     )
     assert dev.tests_not_run(report) == ["BUS TESTS NOT RUN: websocket-client is missing"]
     assert dev.BUS_NOT_RUN == "BUS TESTS NOT RUN"
+
+
+def test_nginx_missing_is_reported_not_run_and_fails_the_run(tmp_path, monkeypatch):
+    """Without nginx, the two-servers test through nginx skips with the reason
+    ./dev counts as not run (never a silent skip)."""
+    spec = importlib.util.spec_from_file_location("nginx_proxy_for_test", ROOT / "deploy" / "nginx_proxy.py")
+    nginx_proxy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nginx_proxy)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(nginx_proxy, "NGINX_PATHS", [str(tmp_path / "sbin" / "nginx")])
+    assert nginx_proxy.nginx_binary() is None
+    source = (ROOT / "tests" / "odoo" / "test_two_servers.py").read_text()
+    reason = re.search(r'^NGINX_NOT_RUN = "([^"]+)"', source, re.M).group(1)
+    assert reason.startswith(dev.NGINX_NOT_RUN)
+    assert "self.skipTest(NGINX_NOT_RUN)" in source
+    report = tmp_path / "report.xml"
+    report.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="1">'
+        f'<testcase classname="a" name="nginx"><skipped message="{reason}"/></testcase></testsuite></testsuites>'
+    )
+    assert dev.tests_not_run(report) == [reason]
