@@ -38,6 +38,10 @@ from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
 OUTPUT = Path(__file__).resolve().parent / "rollout.png"
 LINUX_VERSION = "L24.11-18.0#1a2b3c4"
 DEVICES = {"usb-epson-1": PRINTER, "serial-toledo-1": SCALE}
+NAMES = ["Front desk", "Bakery", "Butcher", "Checkout 1", "Checkout 2", "Checkout 3", "Deli", "Kitchen"]
+NAMES += ["Warehouse", "Pharmacy", "Garden", "Café", "Florist", "Wine cellar", "Cheese counter"]
+NAMES += ["Fish market", "Newsstand", "Toy shop", "Bookshop", "Tea room"]
+ROLLOUT_LOGGER = "odoo.addons.iot_update.models.iot_handlers_bundle_rollout"
 
 
 def write(root, files):
@@ -52,6 +56,21 @@ class RolloutScreenshot(HttpCase):
     browser_size = "1280x1500"
 
     def test_halted_rollout_form(self):
+        held = self.halted_rollout()
+        new_test_user(self.env, "rollout_admin", groups="base.group_user,iot_update.group_iot_admin")
+        browser = ChromeBrowser(self)
+        self.addCleanup(browser.stop)
+        self.authenticate("rollout_admin", "rollout_admin", browser=browser)
+        self.env.flush_all()
+        browser.navigate_to(f"{self.base_url()}/odoo/action-iot_update.iot_rollout_action/{held.id}")
+        self.assertTrue(
+            browser._wait_ready("document.querySelectorAll('.o_form_view .o_data_row').length >= 3", timeout=60)
+        )
+        shot = browser._websocket_send("Page.captureScreenshot", with_future=True).result(timeout=30)
+        OUTPUT.write_bytes(base64.b64decode(shot["data"]))
+
+    def handlers_folder(self):
+        """A shop's scale driver module beside the standard drivers; returns its ``iot_handlers`` folder."""
         base = Path(tempfile.mkdtemp(prefix="iot_update_screenshot_"))
         self.addCleanup(shutil.rmtree, base, ignore_errors=True)
         shop = base / "shop_scale_drivers" / "iot_handlers"
@@ -62,15 +81,15 @@ class RolloutScreenshot(HttpCase):
         self.addCleanup(patcher.stop)
         bundle_cache.clear()
         self.addCleanup(bundle_cache.clear)
+        return shop
+
+    def halted_rollout(self):
+        """The fleet, the new bundle, its canaries healthy, its first wave open, one of its boxes short of its scale."""
+        shop = self.handlers_folder()
         Bundle = self.env["iot.handlers.bundle"].sudo()
         Bundle._notice_bundle_change()
-
         Box = self.env["iot.box"].sudo()
         token = Box._get_pairing_token()
-        names = ["Front desk", "Bakery", "Butcher", "Checkout 1", "Checkout 2", "Checkout 3", "Deli"]
-        names += ["Kitchen", "Warehouse", "Pharmacy", "Garden", "Café", "Florist", "Wine cellar"]
-        names += ["Cheese counter", "Fish market", "Newsstand", "Toy shop", "Bookshop", "Tea room"]
-        boxes = Box
 
         def check_in(box_name, identifier, devices):
             payload = box_payload(token, identifier=identifier, version=LINUX_VERSION, name=box_name, devices=devices)
@@ -82,7 +101,8 @@ class RolloutScreenshot(HttpCase):
             check_in(box.name, box.identifier, devices)
             self.env.flush_all()
 
-        for number, name in enumerate(names):
+        boxes = Box
+        for number, name in enumerate(NAMES):
             identifier = f"aa:bb:cc:50:00:{number:02x}"
             check_in(name, identifier, DEVICES)
             boxes |= Box.search([("identifier", "=", identifier)])
@@ -104,18 +124,7 @@ class RolloutScreenshot(HttpCase):
         with freeze_time(now + timedelta(hours=26)):
             restart(first)
             restart(second, {"usb-epson-1": PRINTER})
-        with freeze_time(now + timedelta(hours=26, minutes=10)), mute_logger("odoo.addons.iot_update.models.iot_handlers_bundle_rollout"):
+        with freeze_time(now + timedelta(hours=26, minutes=10)), mute_logger(ROLLOUT_LOGGER):
             Bundle._cron_evaluate_rollouts()
         self.assertEqual(held.rollout_state, "halted")
-
-        new_test_user(self.env, "rollout_admin", groups="base.group_user,iot_update.group_iot_admin")
-        browser = ChromeBrowser(self)
-        self.addCleanup(browser.stop)
-        self.authenticate("rollout_admin", "rollout_admin", browser=browser)
-        self.env.flush_all()
-        browser.navigate_to(f"{self.base_url()}/odoo/action-iot_update.iot_rollout_action/{held.id}")
-        self.assertTrue(
-            browser._wait_ready("document.querySelectorAll('.o_form_view .o_data_row').length >= 3", timeout=60)
-        )
-        shot = browser._websocket_send("Page.captureScreenshot", with_future=True).result(timeout=30)
-        OUTPUT.write_bytes(base64.b64decode(shot["data"]))
+        return held

@@ -502,6 +502,11 @@ class IotHandlersBundle(models.Model):
         5. healthy: the soak time passed with none of the above.
         """
         self.ensure_one()
+        # One step of the roll-out at a time: an administrator's button waits, or this does.
+        self._lock_variant(self.variant)
+        self.invalidate_recordset()
+        if self.state != "held" or self.rollout_state not in WATCHED_STATES:
+            return
         settings = self._get_rollout_settings()
         now = fields.Datetime.now()
         params = {
@@ -743,11 +748,15 @@ class IotHandlersBundle(models.Model):
     # ------------------------------------------------------------------
 
     def _check_rollout(self, states):
+        """The roll-out, as superuser, locked (one step at a time) and in one of ``states``."""
         self._check_iot_admin()
         self.ensure_one()
-        if self.state != "held" or self.rollout_state not in states:
+        bundle = self.sudo()
+        bundle._lock_variant(bundle.variant)
+        bundle.invalidate_recordset()
+        if bundle.state != "held" or bundle.rollout_state not in states:
             raise UserError(self.env._("This roll-out cannot do that in its present state."))
-        return self.sudo()
+        return bundle
 
     def action_rollout_advance(self):
         """Advance now: open the next wave without waiting for its health."""
@@ -791,7 +800,6 @@ class IotHandlersBundle(models.Model):
         """Roll back a roll-out: the held bundle is withdrawn, every box is
         due the current bundle again."""
         bundle = self._check_rollout(WATCHED_STATES)
-        bundle._lock_variant(bundle.variant)
         bundle._retire("withdrawn")
         boxes = bundle._apply_rollout(bundle.variant)
         if boxes:

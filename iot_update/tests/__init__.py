@@ -20,6 +20,7 @@ from . import test_handlers_properties
 from . import test_handlers_service
 from . import test_image_feed
 from . import test_iot_settings
+from . import test_rollout
 from . import test_setup_http
 from . import test_setup_properties
 from . import test_setup_performance

@@ -32,7 +32,7 @@ from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
 from .handlers_common import LINUX_HANDLERS, LINUX_VERSION, HandlersFolderMixin
 from .iot_common import PRINTER, SCALE, IotCase, IotHttpCase, box_payload
 from .test_box_log_http import genuine_handler, load_genuine_server_logger
-from .test_bundle_rollout import CANARY, RolloutMixin
+from .test_bundle_rollout import CANARY, OTHER, PINNED, RolloutMixin
 from .test_handlers_genuine_box import GENUINE_MODULE
 from .test_tour import BrowserCleanupMixin
 
@@ -421,6 +421,59 @@ class TestRolloutHealth(RolloutCase):
         self.assertEqual(bundle.log_ids[0].action, "completed")
         self.assertEqual(self.serve(self.boxes[11]), bundle.digest)
 
+    def test_a_good_bundle_reaches_the_fleet_wave_after_wave_without_a_button(self):
+        """Canaries, then 10 %, 50 % and 100 % of the 11 other boxes (2, 4 and 5
+        boxes), each wave opening once its boxes took the bundle and stayed
+        healthy for the soak time; the last one releases it."""
+        sizes, later = [], timedelta()
+        for sequence in (0, 1, 2, 3):
+            wave = self.wave(self.bundle, sequence)
+            self.assertEqual(wave.state, "open", f"wave {sequence}")
+            sizes.append(len(wave.line_ids))
+            later += timedelta(hours=1)
+            with freeze_time(fields.Datetime.now() + later):
+                for box in wave.line_ids.box_id:
+                    self.restart(box, "printer", "scale")
+            later += timedelta(hours=25)
+            self.evaluate(later)
+            self.assertEqual(wave.healthy_count, len(wave.line_ids))
+        self.assertEqual(sizes, [1, 2, 4, 5])
+        self.assertEqual((self.bundle.state, self.bundle.rollout_state), ("current", "released"))
+        self.assertEqual(
+            [entry.action for entry in self.bundle.log_ids.sorted("id")],
+            ["rollout_started", "wave_opened", "wave_opened", "wave_opened", "wave_opened", "released", "completed"],
+        )
+        self.assertTrue(all(entry.user_id == self.env.ref("base.user_root") for entry in self.bundle.log_ids))
+
+    def test_a_failure_share_above_zero_tolerates_failures_up_to_it(self):
+        self.params.set_param("iot_update.rollout_waves", "100")
+        self.params.set_param("iot_update.rollout_failure_percent", "50")
+        self.bundle.with_user(self.iot_admin).action_rollout_withdraw()
+        self.bundle = self.new_bundle({"drivers/PrinterDriver_L.py": b"# tolerant\n"})
+        self.assertEqual(self.bundle.rollout_failure_percent, 50)
+        wave = self.open_first_wave_of(11)
+        short = wave.line_ids.box_id[:5]
+        for box in short:
+            self.check_in(identifier=box.identifier, version=LINUX_VERSION, devices=self.devices("printer"))
+        self.evaluate(timedelta(minutes=10))
+        self.assertEqual(wave.failed_count, 5)
+        self.assertEqual(self.bundle.rollout_state, "running", "5 of 11 is not more than 50 %")
+        sixth = wave.line_ids.box_id[5]
+        self.check_in(identifier=sixth.identifier, version=LINUX_VERSION, devices=self.devices("printer"))
+        self.evaluate(timedelta(minutes=11), halts=True)
+        self.assertEqual(self.bundle.rollout_state, "halted")
+
+    def test_iot_users_read_roll_outs(self):
+        bundle = self.bundle.with_user(self.iot_user)
+        self.assertEqual(bundle.rollout_state, "running")
+        self.assertEqual(len(bundle.wave_ids), 4)
+        self.assertEqual(len(bundle.rollout_line_ids), len(self.boxes))
+        self.assertTrue(bundle.wave_ids.mapped("box_count"))
+        with self.assertRaises(AccessError):
+            bundle.wave_ids[:1].write({"percent": 5})
+        with self.assertRaises(AccessError):
+            bundle.rollout_line_ids[:1].unlink()
+
     def test_release_by_hand_ends_the_roll_out(self):
         self.bundle.with_user(self.iot_admin).action_release()
         self.assertEqual((self.bundle.state, self.bundle.rollout_state), ("current", "released"))
@@ -569,6 +622,15 @@ class TestRolloutGenuineBox(RolloutMixin, IotHttpCase):
         self.assertIn("driver BrokenScaleDriver_L.py failed to load", line.evidence)
         self.assertIn("Unable to load file: BrokenScaleDriver_L.py", held.rollout_halt_reason)
         self.assertTrue(line.reverted)
+        # No other box is ever due it: the other boxes were in waves that never opened.
+        self.assertFalse(self.Box.search([("rollout_due", "=", True)]))
+        for mac in (OTHER, PINNED):
+            self.assertNotIn("drivers/BrokenScaleDriver_L.py", self.download(mac))
+        # The IoT administrators are told, with the box and the evidence.
+        self.env.cr.precommit.run()
+        group = self.env.ref("iot_update.group_iot_admin")
+        told = self.env["bus.bus"].sudo().search([("channel", "like", f'"res.groups",{group.id}]')])
+        self.assertIn("BrokenScaleDriver_L.py", "".join(told.mapped("message")))
         # The box's next start brings the previous bundle back (its ETag is another one).
         self.assertEqual(self.download(CANARY), LINUX_HANDLERS)
         self.assertEqual(canary.handlers_digest, self.first.digest)
