@@ -437,7 +437,7 @@ class IotHandlersBundle(models.Model):
             healthy=previous.healthy_count,
             taken=previous.taken_count,
             previous=previous.name,
-            hours=f"{self.rollout_soak_hours:g}",
+            hours=format(self.rollout_soak_hours, "g"),
             percent=self.rollout_healthy_percent,
         )
 
