@@ -240,7 +240,9 @@ def test_batch_is_the_genuine_18_box_batch(genuine_box, tmp_path, server, sessio
     # What SPEC 3.6 says of it, read back from the genuine bytes.
     first, unable, error, end = genuine.split(b"<log/>\n")
     assert (first, end) == (f"mac {BOX.mac}".encode(), b"")
-    assert unable.startswith(b"40,") and unable.endswith(f" ERROR ? {HELPERS_LOGGER}: Unable to load file: {DRIVER}  ".encode())
+    assert unable.startswith(b"40,") and unable.endswith(
+        f" ERROR ? {HELPERS_LOGGER}: Unable to load file: {DRIVER}  ".encode()
+    )
     assert error.endswith(f"An error encountered : {DEFAULT_ERROR}  ".encode())
 
 
@@ -260,7 +262,10 @@ def test_broken_box_logs_and_checks_in_without_the_drivers_devices(server, sessi
     log_body = server.requests[2][2]
     assert log_body.startswith(f"mac {BOX.mac}<log/>\n40,".encode())
     assert log_body.count(b"<log/>\n") == 3
-    assert (result.log.outcome, result.recheck.outcome) == ("sent 2 lines", "answered 200 (channel ''), without serial_scale_3")
+    assert (result.log.outcome, result.recheck.outcome) == (
+        "sent 2 lines",
+        "answered 200 (channel ''), without serial_scale_3",
+    )
     assert all(call.ok for call in result.calls)
 
 
