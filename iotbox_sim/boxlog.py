@@ -15,7 +15,9 @@ are missing from the box's next check-in. The box's ``AsyncHTTPHandler``
 (``hw_drivers/server_logger.py``) formats each record with Odoo's
 ``DBFormatter`` and the format below, and posts a batch whose first line is
 ``mac <MAC>``, then one ``<levelno>,<formatted line>`` per record, each
-followed by ``<log/>`` and a newline, as a streamed (chunked) body.
+followed by ``<log/>`` and a newline, as a streamed (chunked) body. (The box
+gives up on the answer after 0.5 s; the simulator waits as for its other
+requests, so that a busy demo server does not lose the lines.)
 """
 
 import fnmatch
