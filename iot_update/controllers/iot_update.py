@@ -206,13 +206,8 @@ class IotUpdateController(http.Controller):
         except box_log_wire.BoxLogError as error:
             box_log_refusals.note(_logger, str(error), None, remote_addr)
             return _empty_ok()
-        if batch.lines:
-            # A box's log is best effort (the box itself drops lines when the
-            # server is slow): its lines need not wait for PostgreSQL to flush
-            # them to disk, which would be much of the batch's time. A crash of
-            # the database server may lose the last moments of lines, never
-            # corrupt anything (as for handlers deliveries).
-            request.env.cr.execute("SET LOCAL synchronous_commit TO OFF")
+        # The lines kept do not wait for PostgreSQL to flush them to disk
+        # (iot.box.log._insert_lines), as for handlers deliveries.
         box, result = request.env["iot.box.log"].sudo()._receive(batch, remote_addr)
         if not box:
             box_log_refusals.note(_logger, result, batch.key, remote_addr)

@@ -38,6 +38,7 @@ FIND_FIELDS = [
     "token_hash",
     "last_contact",
     "last_seen_bus",
+    "last_error_date",
     "disconnected_since",
     "checkin_remote_addr",
     "is_offline",

@@ -55,6 +55,15 @@ class IotBox(models.Model):
         the date recorded is less than a minute older. A box that was not
         reporting errors starts to (``_on_reporting_errors``)."""
         self.ensure_one()
+        throttle = date - timedelta(seconds=ERROR_DATE_THROTTLE_SECONDS)
+        # The date the box was read with (iot.box._find_box fetches it): when
+        # it is within the throttle, the UPDATE would write nothing, so it is
+        # not sent (a box logging errors in a loop costs no query for them).
+        field = self._fields["last_error_date"]
+        if self.env.cache.contains(self, field) and not self.env.cache.has_dirty_fields(self, [field]):
+            known = self.env.cache.get(self, field)
+            if known and known >= throttle:
+                return
         self.flush_recordset(["last_error_date"])
         self.env.cr.execute(
             SQL(
@@ -65,7 +74,7 @@ class IotBox(models.Model):
                 RETURNING old.last_error_date""",
                 date=date,
                 id=self.id,
-                throttle=date - timedelta(seconds=ERROR_DATE_THROTTLE_SECONDS),
+                throttle=throttle,
             ),
             log_exceptions=False,
         )

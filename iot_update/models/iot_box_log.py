@@ -101,8 +101,10 @@ class IotBoxLog(models.Model):
 
         Returns ``(box, kept)``: the box and the number of lines kept, or an
         empty box and the reason of the refusal. One query finds the box; an
-        accepted batch costs one INSERT, one DELETE bounding the box's lines,
-        and, when it holds errors, one UPDATE of the box's last error date.
+        accepted batch costs one more round trip to PostgreSQL (its commit
+        not waiting for the disk, the INSERT and the DELETE bounding the
+        box's lines) and, when it holds errors, one UPDATE of the box's last
+        error date, at most once a minute per box.
         """
         Box = self.env["iot.box"].sudo()
         if batch.key_kind == "mac":
@@ -132,31 +134,41 @@ class IotBoxLog(models.Model):
         return box, len(lines)
 
     def _insert_lines(self, box, lines, now, remote_addr, max_lines):
-        """One INSERT for the lines, then one DELETE of the box's lines beyond
-        the newest ``max_lines`` (by the (box_id, id) index: that box only)."""
-        cr = self.env.cr
-        cr.execute(
+        """Keep ``lines`` and no more than the newest ``max_lines`` of the box,
+        in one round trip to PostgreSQL: the transaction's commit is made not
+        to wait for the disk (a box's log is best effort: the box itself
+        drops lines when the server is slow; a crash of the database server
+        may lose the last moments of lines, never corrupt anything), then one
+        statement INSERTs the lines and DELETEs the box's older lines beyond
+        the bound (by the (box_id, id) index: that box only).
+
+        The DELETE of a data-modifying WITH sees the table as it was before
+        the INSERT: it keeps the newest ``max_lines - len(lines)`` older
+        lines, and a batch longer than the bound is cut to its newest lines
+        first, which is what an INSERT followed by a DELETE keeping the
+        newest ``max_lines`` would leave.
+        """
+        lines = lines[-max_lines:]
+        self.env.cr.execute(
             SQL(
-                """INSERT INTO iot_box_log (box_id, date, level, levelno, message, remote_addr)
-                   SELECT %(box)s, %(now)s, line.level, line.levelno, line.message, %(addr)s
-                     FROM unnest(%(levels)s::varchar[], %(levelnos)s::int[], %(messages)s::text[])
-                          AS line(level, levelno, message)""",
+                """SET LOCAL synchronous_commit TO OFF;
+                   WITH inserted AS (
+                       INSERT INTO iot_box_log (box_id, date, level, levelno, message, remote_addr)
+                       SELECT %(box)s, %(now)s, line.level, line.levelno, line.message, %(addr)s
+                         FROM unnest(%(levels)s::varchar[], %(levelnos)s::int[], %(messages)s::text[])
+                              AS line(level, levelno, message)
+                   )
+                   DELETE FROM iot_box_log
+                    WHERE box_id = %(box)s
+                      AND id <= (SELECT id FROM iot_box_log WHERE box_id = %(box)s
+                                  ORDER BY id DESC OFFSET %(keep)s LIMIT 1)""",
                 box=box.id,
                 now=now,
                 addr=remote_addr,
                 levels=[level_of(levelno) for levelno, __ in lines],
                 levelnos=[levelno for levelno, __ in lines],
                 messages=[message for __, message in lines],
-            )
-        )
-        cr.execute(
-            SQL(
-                """DELETE FROM iot_box_log
-                    WHERE box_id = %(box)s
-                      AND id <= (SELECT id FROM iot_box_log WHERE box_id = %(box)s
-                                  ORDER BY id DESC OFFSET %(keep)s LIMIT 1)""",
-                box=box.id,
-                keep=max_lines,
+                keep=max_lines - len(lines),
             )
         )
         box.invalidate_recordset(["log_ids"], flush=False)

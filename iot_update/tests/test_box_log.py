@@ -116,8 +116,25 @@ class TestBoxLog(IotCase):
     def test_count_bound_is_one_insert_and_one_delete(self):
         self.receive((30, "warm"))
         self.env.flush_all()
-        with self.assertQueryCount(4):  # find the box, INSERT, DELETE, UPDATE of its error date
+        self.env.invalidate_all()
+        # find the box; the INSERT and the DELETE (one round trip); the UPDATE of its error date
+        with self.assertQueryCount(3):
             self.receive(*[(40, f"e{i}") for i in range(50)])
+        self.env.invalidate_all()
+        # Errors again within the minute: the box was read with its error date, nothing to update.
+        with self.assertQueryCount(2):
+            self.receive(*[(40, f"f{i}") for i in range(50)])
+        self.assertEqual(len(self.messages()), 101)
+
+    def test_a_batch_longer_than_the_bound_keeps_its_newest_lines(self):
+        self.env["ir.config_parameter"].set_param("iot_update.box_log_max_lines", "10")
+        self.receive(*[(30, f"old {i}") for i in range(4)])
+        self.receive(*[(30, f"line {i}") for i in range(12)])
+        self.assertEqual(self.messages(), [f"line {i}" for i in range(11, 1, -1)])
+        self.receive(*[(30, f"new {i}") for i in range(3)])
+        self.assertEqual(
+            self.messages(), [f"new {i}" for i in range(2, -1, -1)] + [f"line {i}" for i in range(11, 4, -1)]
+        )
 
     def test_days_bound(self):
         with freeze_time(T0) as frozen:
