@@ -1,284 +1,532 @@
+#!/usr/bin/env python3
 # Copyright 2026 iot_update contributors
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-"""Liveness at fleet size: a server restart, then silent drops, with many boxes
+"""Liveness at fleet size: a server restart, then silent drops, with N boxes
 connected over real websockets to a real prefork Odoo (its gevent worker).
 
-1. Restart: N boxes subscribed to their own channels; the server is stopped
-   (SIGTERM) and started again, the boxes reconnect at once. Printed: rows the
-   stop wrote (boxes recorded disconnected), seconds until every box is
-   subscribed again, "went offline"/"back online" events written, and boxes
-   offline after the refresh with time moved past the grace (targets: 0, -, 0, 0).
-2. Silent drop: the N boxes reconnect and then stop answering (no close frame,
-   their TCP connections stay open): Odoo's bus pings an idle connection after
-   45 s and drops it when no pong comes within 15 s. Printed: seconds until
-   every drop is recorded, and with the grace moved past, until all are
-   Offline, with the SQL statements of that refresh per box.
+    .venv/bin/python bench/liveness_fleet_bench.py [--boxes 1000] [--grace MINUTES] [--docs]
 
-Run on the test database (./dev setup), which it leaves as it found it:
+What it does, in one run (about 16 minutes with the defaults, in real time):
 
-    .venv/bin/python bench/liveness_fleet_bench.py --boxes 1000 --docs
+1. creates a fresh database (``iot_update_bench_liveness`` unless ``--db``)
+   with ``iot_update``, starts a prefork server (``--workers`` HTTP workers, its
+   gevent worker, no cron thread, Odoo's default gevent pool of 64
+   connections) on two free 127.0.0.1 ports, and registers the boxes through
+   ``POST /iot/setup``;
+2. connects each box to ``/websocket`` and subscribes it to its own channel
+   with the genuine 18.0 box's bytes (``User-Agent: OdooIoTBox/1.0``, no
+   cookie, ``mac_address``); each box answers the bus's pings and, when its
+   connection ends, reconnects 10 s later, again and again, as the genuine
+   box's ``run_forever(reconnect=10)``;
+3. **restart**: stops the server (SIGTERM to the prefork master) and starts it
+   again on the same ports; the boxes come back by themselves. Counted: rows of
+   ``iot_box`` written while the server stopped (their ``xmin`` changed),
+   "went offline"/"back online" events, seconds until every box is subscribed
+   again, handshakes refused; then the boxes stay connected until the grace
+   has passed since the restart, with the status refresh running every
+   minute: boxes Offline then (target 0);
+4. **silent drop**: every box stops reading its socket at once (no close
+   frame, the TCP connection stays open: an unplugged box). Odoo's bus pings
+   an idle connection after 45 s and drops it when no pong comes within 15 s.
+   Measured: seconds from the silence until each drop is recorded and until
+   each box is Offline (target: within 10 minutes), with the time and SQL
+   statements of the status refresh;
+5. stops the server, counts the server log's ERROR and WARNING lines and drops
+   the database (``--keep-db`` keeps it).
+
+The status refresh (scheduled action "IoT: refresh box statuses", every
+minute) is run by this script every ``--refresh-every`` seconds, as Odoo's
+cron runner would (one transaction, committed), so that its time and SQL
+statements are counted; the server runs no cron. ``--grace`` sets the
+disconnection grace (IoT settings, default 5 minutes) for a shorter run: the
+promise of 10 minutes is stated for the default. Server log:
+``.dev/bench-liveness-odoo.log``.
 """
 
 import argparse
+import collections
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from contextlib import contextmanager
-from datetime import timedelta
-from pathlib import Path
 
+import requests
 import websocket
-from freezegun import freeze_time
-
-import odoo
-from odoo import fields
-from odoo.modules.registry import Registry
-from odoo.tools import config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import docs_table
+from handlers_bench import CONFIG, drop_database, free_port, odoo_command, pg_connect, read_config, say
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOG = os.path.join(ROOT, ".dev", "bench-liveness-odoo.log")
 PREFIX = "ee:99:"
+USER_AGENT = "OdooIoTBox/1.0"
+RECONNECT = 10  # seconds, the genuine 18.0 box's run_forever(reconnect=10)
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# ---------------------------------------------------------------------------
+# The server
+# ---------------------------------------------------------------------------
 
 
-@contextmanager
-def env():
-    with Registry(config["db_name"]).cursor() as cr:
-        yield odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+class Server:
+    """A prefork Odoo on fixed ports, started and stopped as often as asked."""
 
+    def __init__(self, options, db, workers, log):
+        self.options, self.db, self.workers, self.log = options, db, workers, log
+        self.http_port, self.gevent_port = free_port(), free_port()
+        self.process = None
 
-@contextmanager
-def server(workers, log_path):
-    odoo_bin = Path(odoo.__file__).resolve().parent.parent / "odoo-bin"
-    http_port, gevent_port = free_port(), free_port()
-    with log_path.open("a") as log:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, str(odoo_bin), "-c", config.rcfile, "-d", config["db_name"]),
-                f"--workers={workers}",
-                *("--max-cron-threads=0", "--http-interface=127.0.0.1", "--db_maxconn_gevent=64"),
-                *(f"--http-port={http_port}", f"--gevent-port={gevent_port}", "--log-level=warn"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    def start(self):
+        command = odoo_command(
+            self.options,
+            self.db,
+            self.options["addons_path"],
+            f"--http-port={self.http_port}",
+            f"--gevent-port={self.gevent_port}",
+            "--http-interface=127.0.0.1",
+            f"--workers={self.workers}",
+            "--max-cron-threads=0",
+            "--log-level=warn",
         )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
+        out = open(self.log, "a")
+        self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                sys.exit(f"the server stopped, see {self.log}")
             try:
-                with socket.create_connection(("127.0.0.1", gevent_port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise SystemExit(f"Odoo did not start: see {log_path}") from None
-                time.sleep(0.2)
-        yield process, gevent_port
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+                if requests.get(f"{self.url}/web/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.kill()
+        sys.exit(f"the server did not answer within 2 minutes, see {self.log}")
 
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.http_port}"
 
-def connect(port, mac, channel, answer=True):
-    """A box's websocket, subscribed as the genuine 18.0 box subscribes. With
-    ``answer``, a thread reads it as the box's run_forever does (answering pings)."""
-    for attempt in range(20):
+    def stop(self):
+        """SIGTERM to the prefork master, as a service manager stops it; the
+        seconds until it exited."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
         try:
-            ws = websocket.create_connection(
-                f"ws://127.0.0.1:{port}/websocket", header={"User-Agent": "OdooIoTBox/1.0"}, timeout=30
+            self.process.wait(120)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return time.monotonic() - started
+
+    def kill(self):
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+# ---------------------------------------------------------------------------
+# The boxes
+# ---------------------------------------------------------------------------
+
+
+class Box(threading.Thread):
+    """One box's bus connection, kept up as the genuine 18.0 box keeps it."""
+
+    def __init__(self, mac, channel, port):
+        super().__init__(daemon=True)
+        self.mac, self.channel, self.port = mac, channel, port
+        self.silent = threading.Event()  # unplugged: reads nothing, answers nothing, closes nothing
+        self.stopped = threading.Event()
+        self.ws = None
+        self.handshakes = 0
+        self.failed_handshakes = 0
+        self.close_codes = collections.Counter()
+
+    def run(self):
+        while not self.stopped.is_set():
+            try:
+                ws = websocket.create_connection(
+                    f"ws://127.0.0.1:{self.port}/websocket", header={"User-Agent": USER_AGENT}, timeout=30
+                )
+            except (OSError, websocket.WebSocketException):
+                self.failed_handshakes += 1
+                self.stopped.wait(RECONNECT)
+                continue
+            self.handshakes += 1
+            self.ws = ws
+            ws.settimeout(None)
+            data = {"channels": [self.channel], "last": 0, "mac_address": self.mac}
+            try:
+                ws.send(json.dumps({"event_name": "subscribe", "data": data}))
+                while True:
+                    frame = ws.recv_frame()
+                    if self.silent.is_set():
+                        return  # the socket stays open; nothing is read or sent on it again
+                    if frame.opcode == websocket.ABNF.OPCODE_PING:
+                        ws.pong(frame.data)
+                    elif frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                        code = int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else 1005
+                        self.close_codes[code] += 1
+                        ws.send_close()
+                        break
+            except (OSError, websocket.WebSocketException):
+                self.close_codes["lost"] += 1
+            ws.shutdown()
+            self.stopped.wait(RECONNECT)
+
+    def stop(self):
+        self.stopped.set()
+        if self.ws is not None:
+            self.ws.shutdown()
+
+
+# ---------------------------------------------------------------------------
+# The database, as read by the benchmark
+# ---------------------------------------------------------------------------
+
+
+class Fleet:
+    def __init__(self, options, db, macs):
+        self.connection = pg_connect(options, db)
+        self.connection.autocommit = True
+        self.macs = macs
+
+    def rows(self):
+        """{identifier: (bus_connection, disconnected_since, is_offline, xmin)}"""
+        with self.connection.cursor() as cr:
+            cr.execute(
+                """SELECT identifier, bus_connection, disconnected_since, is_offline, xmin::text
+                     FROM iot_box WHERE identifier LIKE %s""",
+                [PREFIX + "%"],
             )
-            break
-        except (OSError, websocket.WebSocketException):
-            time.sleep(0.2 * (attempt + 1))
-    else:
-        raise SystemExit(f"box {mac} could not connect")
-    ws.send(json.dumps({"event_name": "subscribe", "data": {"channels": [channel], "last": 0, "mac_address": mac}}))
-    if answer:
-        threading.Thread(target=drain, args=(ws,), daemon=True).start()
-    return ws
+            return {row[0]: row[1:] for row in cr.fetchall()}
+
+    def events(self):
+        with self.connection.cursor() as cr:
+            cr.execute(
+                """SELECT kind, count(*) FROM iot_box_event
+                    WHERE identifier LIKE %s AND kind IN ('went_offline', 'back_online') GROUP BY kind""",
+                [PREFIX + "%"],
+            )
+            return collections.Counter(dict(cr.fetchall()))
+
+    def close(self):
+        self.connection.close()
 
 
-def drain(ws):
-    try:
-        while ws.connected:
-            ws.recv()
-    except (websocket.WebSocketException, OSError):
-        return
+class Refresher(threading.Thread):
+    """The status refresh, run every ``every`` seconds as Odoo's cron runner
+    runs it (superuser, a transaction of its own, committed)."""
+
+    def __init__(self, db, every):
+        super().__init__(daemon=True)
+        self.db, self.every = db, every
+        self.runs = []  # (monotonic end, phase, seconds, statements, boxes turned offline)
+        self.phase = "idle"
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self):
+        while not self.stopped.wait(self.every):
+            self.run_once()
+
+    def run_once(self):
+        import odoo
+        from odoo.modules.registry import Registry
+
+        with self.lock:
+            registry = Registry(self.db)
+            with registry.cursor() as cr:
+                env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+                cr.execute("SELECT count(*) FROM iot_box WHERE is_offline")
+                before = cr.fetchone()[0]
+                count = cr.sql_log_count
+                started = time.perf_counter()
+                env["iot.box"]._cron_refresh_update_status()
+                env.flush_all()
+                seconds = time.perf_counter() - started
+                statements = cr.sql_log_count - count
+                cr.execute("SELECT count(*) FROM iot_box WHERE is_offline")
+                turned = cr.fetchone()[0] - before
+            self.runs.append((time.monotonic(), self.phase, seconds, statements, turned))
 
 
-def connect_all(port, channels, answer=True):
-    sockets, lock = {}, threading.Lock()
-    macs = sorted(channels)
+def load_odoo(db):
+    import odoo
+    from odoo.tools import config
 
-    def worker(part):
+    config.parse_config(["-c", str(CONFIG), "-d", db, "--log-level=warn"])
+    return odoo
+
+
+def set_grace(db, minutes):
+    import odoo
+    from odoo.modules.registry import Registry
+
+    with Registry(db).cursor() as cr:
+        env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+        if minutes:
+            env["ir.config_parameter"].set_param("iot_update.disconnect_grace_minutes", str(minutes))
+        return env["iot.box"]._get_disconnect_grace_minutes()
+
+
+# ---------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------
+
+
+def install(options, db):
+    say(f"installing iot_update in a fresh database {db}")
+    drop_database(options, db)
+    command = odoo_command(
+        options, db, options["addons_path"], "-i", "iot_update", "--without-demo=all", "--stop-after-init"
+    )
+    command.append("--log-level=warn")
+    with open(LOG, "a") as out:
+        if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False).returncode:
+            sys.exit(f"install failed, see {LOG}")
+
+
+def register(options, db, url, count):
+    """The boxes' check-ins, 16 at a time; ``{mac: channel}``."""
+    connection = pg_connect(options, db)
+    with connection.cursor() as cr:
+        cr.execute("SELECT value FROM ir_config_parameter WHERE key = 'iot_token'")
+        token = cr.fetchone()[0]
+    connection.close()
+    macs = [f"{PREFIX}{index // 65536:02x}:{index // 256 % 256:02x}:{index % 256:02x}" for index in range(count)]
+    channels = {}
+
+    def check_in(part):
+        session = requests.Session()
         for mac in part:
-            ws = connect(port, mac, channels[mac], answer)
-            with lock:
-                sockets[mac] = ws
+            box = {"name": f"bench-{mac}", "identifier": mac, "ip": "10.0.0.2", "token": token}
+            body = {"params": {"iot_box": {**box, "version": "L24.11-18.0#1a2b3c4"}, "devices": {}}}
+            response = session.post(
+                url + "/iot/setup", data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=60
+            )
+            response.raise_for_status()
+            channels[mac] = response.json()["result"]
 
-    threads = [threading.Thread(target=worker, args=(macs[index::16],)) for index in range(16)]
+    threads = [threading.Thread(target=check_in, args=(macs[index::16],)) for index in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return sockets
+    if len(channels) != count or not all(channels.values()):
+        sys.exit("some boxes got no channel")
+    return channels
 
 
-def rows(macs):
-    with env() as e:
-        e.cr.execute(
-            "SELECT identifier, bus_connection, disconnected_since, is_offline FROM iot_box WHERE identifier = ANY(%s)",
-            [list(macs)],
-        )
-        return {row[0]: row[1:] for row in e.cr.fetchall()}
-
-
-def events(macs):
-    with env() as e:
-        e.cr.execute(
-            """SELECT count(*) FROM iot_box_event
-                WHERE identifier = ANY(%s) AND kind IN ('went_offline', 'back_online')""",
-            [list(macs)],
-        )
-        return e.cr.fetchone()[0]
-
-
-def wait_until(condition, limit):
+def wait_until(condition, limit, step=0.5):
+    """Seconds until ``condition()`` held, None when it did not within ``limit``."""
     start = time.monotonic()
-    while time.monotonic() - start < limit:
+    while True:
         if condition():
             return time.monotonic() - start
-        time.sleep(0.5)
-    return None
+        if time.monotonic() - start > limit:
+            return None
+        time.sleep(step)
 
 
-def refresh_past_grace(minutes):
-    """The refresh as the scheduler runs it, with time moved past the grace;
-    returns its SQL statements."""
-    with env() as e:
-        grace = e["iot.box"]._get_disconnect_grace_minutes()
-        with freeze_time(fields.Datetime.now() + timedelta(minutes=grace + minutes)):
-            before = e.cr.sql_log_count
-            e["iot.box"]._cron_refresh_update_status()
-            statements = e.cr.sql_log_count - before
-    return statements
+def handshake_totals(boxes):
+    totals = collections.Counter()
+    for box in boxes:
+        totals["handshakes"] += box.handshakes
+        totals["failed"] += box.failed_handshakes
+        for code, count in box.close_codes.items():
+            totals[f"close {code}"] += count
+    return totals
 
 
-def measure(args, macs, channels):
-    """The restart, then the silent drops; the figures by name."""
-    results = {}
-    with tempfile.TemporaryDirectory() as folder:
-        log_path = Path(folder) / "odoo.log"
-        try:
-            events_before = events(macs)
-            with server(args.workers, log_path) as (process, port):
-                sockets = connect_all(port, channels)
-                wait_until(lambda: all(row[0] for row in rows(macs).values()), 120)
-                process.send_signal(signal.SIGTERM)
-                process.wait(60)
-                for ws in sockets.values():
-                    ws.close()
-            after_stop = rows(macs)
-            results["rows the stop wrote"] = sum(1 for row in after_stop.values() if row[1])
-            with server(args.workers, log_path) as (process, port):
-                start = time.monotonic()
-                sockets = connect_all(port, channels)
-                back = wait_until(lambda: all(row[0] != after_stop[mac][0] for mac, row in rows(macs).items()), 300)
-                results["seconds until all back"] = None if back is None else round(time.monotonic() - start, 1)
-                # The boxes are on: with time moved past the grace, none is offline.
-                refresh_past_grace(1)
-                results["events of the restart"] = events(macs) - events_before
-                results["offline after the restart"] = sum(1 for row in rows(macs).values() if row[2])
-                for ws in sockets.values():
-                    ws.close()
-                time.sleep(5)
-                # Silent drops: connections that never answer the bus's pings.
-                sockets = connect_all(port, channels, answer=False)
-                wait_until(lambda: all(row[1] is None for row in rows(macs).values()), 120)
-                start = time.monotonic()
-                dropped = wait_until(lambda: all(row[1] for row in rows(macs).values()), 300)
-                results["seconds until all drops recorded"] = None if dropped is None else round(dropped, 1)
-                with env() as e:
-                    grace = e["iot.box"]._get_disconnect_grace_minutes()
-                if dropped is not None:
-                    # The promise: the drop, the grace, then the refresh that runs every minute.
-                    results["minutes until Offline, at the latest"] = round((dropped + grace * 60 + 60) / 60, 1)
-                statements = refresh_past_grace(1)
-                results["offline after the grace"] = sum(1 for row in rows(macs).values() if row[2])
-                results["refresh statements per box"] = round(statements / args.boxes, 3)
-                # An unplugged box never says goodbye: its socket just goes (no close frame).
-                for ws in sockets.values():
-                    ws.shutdown()
-                process.send_signal(signal.SIGTERM)
-                process.wait(60)
-            errors = [line for line in log_path.read_text().splitlines() if " ERROR " in line]
-            results["ERROR lines in the server log"] = len(errors)
-            for line in errors[:5]:
-                print(f"server log: {line}", file=sys.stderr)
-        finally:
-            with env() as e:
-                e.cr.execute("DELETE FROM iot_box WHERE identifier LIKE %s", [PREFIX + "%"])
-                e.cr.execute("DELETE FROM iot_box_event WHERE identifier LIKE %s", [PREFIX + "%"])
-    return results
+def restart_phase(args, server, fleet, boxes, refresher, grace, results):
+    say("connecting the boxes")
+    for box in boxes:
+        box.start()
+        time.sleep(0.01)  # the fleet's connections spread over a few seconds, not measured
+    connected = wait_until(lambda: all(row[0] and row[1] is None for row in fleet.rows().values()), 600)
+    if connected is None:
+        sys.exit("not every box subscribed within 10 minutes")
+    time.sleep(3)
+    before = fleet.rows()
+    events_before = fleet.events()
+    totals_before = handshake_totals(boxes)
+    say(f"{len(boxes)} boxes subscribed; stopping the server")
+    results["server stop (SIGTERM to exit), s"] = round(server.stop(), 1)
+    stopped_at = time.monotonic()
+    after_stop = fleet.rows()
+    written = sum(1 for mac, row in after_stop.items() if row[3] != before[mac][3])
+    recorded = sum(1 for row in after_stop.values() if row[1] is not None)
+    results["`iot_box` rows written while the server stopped"] = written
+    results["boxes recorded disconnected by the stop"] = recorded
+    say("starting the server again")
+    server.start()
+    started_at = time.monotonic()
+    back = wait_until(
+        lambda: all(row[0] != before[mac][0] and row[1] is None for mac, row in fleet.rows().items()), 600
+    )
+    if back is None:
+        results["seconds until every box is back, from the new server's start"] = "not within 10 min"
+    else:
+        results["seconds until every box is back, from the new server's start"] = round(back, 1)
+        results["seconds until every box is back, from the stop"] = round(back + started_at - stopped_at, 1)
+    totals = handshake_totals(boxes) - totals_before
+    results["box handshakes from the stop until all back: accepted / refused (server down) / closed 1013"] = (
+        f"{totals['handshakes']:,} / {totals['failed']:,} / {totals['close 1013']:,}"
+    )
+    # The boxes are on: the refresh runs every minute until the grace has
+    # passed since the stop; none may be offline, no event may be written.
+    say(f"boxes connected until the grace ({grace} min) has passed since the restart")
+    refresher.phase = "restart"
+    time.sleep(max(0, stopped_at + grace * 60 + args.refresh_every + 5 - time.monotonic()))
+    events = fleet.events() - events_before
+    results["'went offline' / 'back online' events of the restart"] = (
+        f"{events['went_offline']} / {events['back_online']}"
+    )
+    rows = fleet.rows()
+    results[f"boxes Offline {grace} min + 1 refresh after the restart"] = sum(1 for row in rows.values() if row[2])
+    refreshes = [run for run in refresher.runs if run[1] == "restart"]
+    results["status refreshes run meanwhile"] = len(refreshes)
 
 
-def main():
+def silent_phase(args, server, fleet, boxes, refresher, grace, results):
+    say("every box goes silent (no close frame, TCP connection left open)")
+    events_before = fleet.events()
+    refresher.phase = "silent"
+    silent_at = time.monotonic()
+    for box in boxes:
+        box.silent.set()
+    dropped, offline = {}, {}
+    limit = silent_at + grace * 60 + 12 * 60
+    while time.monotonic() < limit and len(offline) < len(boxes):
+        now = time.monotonic() - silent_at
+        for mac, row in fleet.rows().items():
+            if row[1] is not None and mac not in dropped:
+                dropped[mac] = now
+            if row[2] and mac not in offline:
+                offline[mac] = now
+        time.sleep(1)
+    results["drops recorded (close callback), s after the silence: first / last"] = (
+        f"{min(dropped.values()):.0f} / {max(dropped.values()):.0f} ({len(dropped)} boxes)" if dropped else "none"
+    )
+    results["boxes Offline"] = len(offline)
+    results["seconds until every box is Offline, after the silence"] = (
+        round(max(offline.values())) if len(offline) == len(boxes) else "not all"
+    )
+    events = fleet.events() - events_before
+    results["'went offline' events"] = events["went_offline"]
+    idle = [run for run in refresher.runs if run[1] in ("idle", "restart") or (run[1] == "silent" and not run[4])]
+    if idle:
+        results["status refresh, no grace ended: ms (max) / statements (max)"] = (
+            f"{max(run[2] for run in idle) * 1000:.1f} / {max(run[3] for run in idle)}"
+        )
+    for run in refresher.runs:
+        if run[1] == "silent" and run[4]:
+            results[f"status refresh turning {run[4]:,} boxes Offline: ms / statements"] = (
+                f"{run[2] * 1000:.0f} / {run[3]} ({run[3] / run[4]:.3f} per box)"
+            )
+
+
+def server_log_problems(offset):
+    """``"<errors> / <warnings>"`` of the server log from ``offset``; the first few on stderr."""
+    with open(LOG, errors="replace") as log:
+        log.seek(offset)
+        lines = log.read().splitlines()
+    errors = [line for line in lines if " ERROR " in line or " CRITICAL " in line]
+    warnings = [line for line in lines if " WARNING " in line]
+    for line in (errors + warnings)[:5]:
+        print(f"server log: {line[:300]}", file=sys.stderr)
+    return f"{len(errors)} / {len(warnings)}"
+
+
+def report(args, grace, results, load_before):
+    """The table, measured values beside their targets."""
+    targets = {
+        "`iot_box` rows written while the server stopped": 0,
+        "boxes recorded disconnected by the stop": 0,
+        "'went offline' / 'back online' events of the restart": "0 / 0",
+        f"boxes Offline {grace} min + 1 refresh after the restart": 0,
+        "boxes Offline": f"{args.boxes:,}",
+        "seconds until every box is Offline, after the silence": "≤ 600",
+        "'went offline' events": f"{args.boxes:,} (one per box)",
+        "status refresh, no grace ended: ms (max) / statements (max)": "nothing per idle box",
+        "ERROR / WARNING lines in the server log": "0 / 0",
+    }
+    load_after = os.getloadavg()
+    print(
+        f"{args.boxes:,} boxes, prefork --workers {args.workers} and its gevent worker (pool 64),"
+        f" grace {grace} min, refresh every {args.refresh_every} s, {os.cpu_count()} CPUs,"
+        f" load average {load_before[0]:.1f} before, {load_after[0]:.1f} after\n"
+    )
+    print(
+        docs_table.markdown_table(
+            ("measure", "value", "target"),
+            [(name, value, targets.get(name, "-")) for name, value in results.items()],
+        )
+    )
+
+
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--boxes", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2, help="HTTP workers (the gevent worker comes with them)")
-    parser.add_argument("-c", "--config", default=str(ROOT / ".dev" / "odoo.conf"))
-    parser.add_argument("-d", "--db", default=os.environ.get("IOT_UPDATE_TEST_DB", "iot_update_test"))
+    parser.add_argument("--grace", type=int, help="disconnection grace in minutes (default: the setting's, 5)")
+    parser.add_argument("--refresh-every", type=int, default=60, help="seconds between status refreshes")
+    parser.add_argument("--db", default="iot_update_bench_liveness")
+    parser.add_argument("--keep-db", action="store_true")
     docs_table.add_option(parser, "liveness-fleet")
     args = parser.parse_args()
     if args.docs:
         docs_table.check(args.docs, parser=parser)
-    config.parse_config(["-c", args.config, "-d", args.db, "--log-level=warn"])
-    macs = [f"{PREFIX}{index // 65536:02x}:{index // 256 % 256:02x}:{index % 256:02x}" for index in range(args.boxes)]
-    with env() as e:
-        Box = e["iot.box"]
-        e.cr.execute("DELETE FROM iot_box WHERE identifier LIKE %s", [PREFIX + "%"])
-        from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
+    return args
 
-        token = Box._get_pairing_token()
 
-        def payload(mac):
-            """The check-in of a genuine 18.0 box (SPEC 3.1)."""
-            box = {"name": f"bench-{mac}", "identifier": mac, "ip": "10.0.0.2", "token": token}
-            return {"params": {"iot_box": {**box, "version": "L24.11-18.0#1a2b3c4"}, "devices": {}}}
-
-        channels = {mac: Box._iot_setup(read_setup_payload(payload(mac)), "127.0.0.1") for mac in macs}
-    results = measure(args, macs, channels)
-    targets = {
-        "rows the stop wrote": 0,
-        "events of the restart": 0,
-        "offline after the restart": 0,
-        "offline after the grace": args.boxes,
-        "ERROR lines in the server log": 0,
-        "minutes until Offline, at the latest": "≤ 10",
-    }
+def main():
+    args = parse_args()
+    options = read_config()
+    os.makedirs(os.path.dirname(LOG), exist_ok=True)
+    install(options, args.db)
+    load_odoo(args.db)
+    grace = set_grace(args.db, args.grace)
+    server = Server(options, args.db, args.workers, LOG)
+    log_start = os.path.getsize(LOG)
+    server.start()
+    results = {}
+    boxes = []
+    fleet = refresher = None
+    load_before = os.getloadavg()
+    try:
+        say(f"registering {args.boxes} boxes")
+        channels = register(options, args.db, server.url, args.boxes)
+        fleet = Fleet(options, args.db, sorted(channels))
+        boxes = [Box(mac, channels[mac], server.gevent_port) for mac in sorted(channels)]
+        refresher = Refresher(args.db, args.refresh_every)
+        refresher.run_once()  # the registry loaded once, before the clock matters
+        refresher.runs.clear()
+        refresher.start()
+        restart_phase(args, server, fleet, boxes, refresher, grace, results)
+        silent_phase(args, server, fleet, boxes, refresher, grace, results)
+    finally:
+        if refresher:
+            refresher.stopped.set()
+        if server.process and server.process.poll() is None:
+            server.stop()
+        for box in boxes:
+            box.stop()
+        server.kill()
+        if fleet:
+            fleet.close()
+    results["ERROR / WARNING lines in the server log"] = server_log_problems(log_start)
     with docs_table.capture() as out:
-        print(f"{args.boxes} boxes, prefork --workers {args.workers}, {os.cpu_count()} CPUs\n")
-        print(
-            docs_table.markdown_table(
-                ("measure", "value", "target"),
-                [(name, value, targets.get(name, "-")) for name, value in results.items()],
-            )
-        )
+        report(args, grace, results, load_before)
     if args.docs:
         docs_table.write(args.docs, out.getvalue().strip() + "\n")
+    if not args.keep_db:
+        drop_database(options, args.db)
 
 
 if __name__ == "__main__":
