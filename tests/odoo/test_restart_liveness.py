@@ -97,17 +97,22 @@ def connect(port, mac, channel):
         f"ws://127.0.0.1:{port}/websocket", header={"User-Agent": "OdooIoTBox/1.0"}, timeout=WAIT
     )
     ws.send(json.dumps({"event_name": "subscribe", "data": {"channels": [channel], "last": 0, "mac_address": mac}}))
-    # Read as the box's run_forever does: it answers the server's close frame.
     threading.Thread(target=drain, args=(ws,), daemon=True).start()
     return ws
 
 
 def drain(ws):
+    """Read as the genuine box's ``run_forever`` does: pings are answered, and
+    the server's close frame is answered and the socket closed (the server
+    waits for that end of the connection before its thread ends)."""
     try:
         while ws.connected:
-            ws.recv()
+            opcode, __ = ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
     except (websocket.WebSocketException, OSError):
-        return
+        pass
+    ws.shutdown()
 
 
 def rows(macs):
