@@ -51,7 +51,11 @@ class IotHandlersBundleLog(models.Model):
         help="Released to all: the bundle it superseded. Rolled back: the bundle made current again. "
         "Current again: the bundle rolled back.",
     )
-    box_count = fields.Integer(string="Boxes Flagged", readonly=True, help="Boxes whose handlers status changed.")
+    box_count = fields.Integer(
+        string="Boxes Flagged",
+        readonly=True,
+        help="Boxes whose handlers status changed; for a wave opened, the boxes it made due the bundle.",
+    )
     detail = fields.Text(
         readonly=True, help="What the action rests on: the boxes, the signals and their evidence for a roll-out."
     )

@@ -262,7 +262,9 @@ class IotHandlersBundle(models.Model):
     def _rollout_start(self):
         """Plan the roll-out of this held bundle: the canary wave, then the
         waves of the settings; every active box of the platform gets a line,
-        in one INSERT per kind; the first wave with boxes opens."""
+        in one INSERT per kind; the first wave with boxes opens. The caller
+        flags the platform's boxes once (``_apply_rollout``), as for any
+        bundle it records."""
         self.ensure_one()
         settings = self._get_rollout_settings()
         now = fields.Datetime.now()
@@ -310,10 +312,10 @@ class IotHandlersBundle(models.Model):
         )
         # The canary wave opens at once, even empty: a box marked canary later is due the bundle at once.
         canaries = self.wave_ids.filtered(lambda wave: wave.sequence == 0)
-        self._rollout_open_wave(canaries)
+        self._rollout_open_wave(canaries, flag=False)
         if not canaries.line_ids and self.rollout_line_ids:
             # No canary: the first wave of the other boxes takes its place.
-            self._rollout_open_next()
+            self._rollout_open_next(flag=False)
 
     def _rollout_plan_boxes(self, now):
         """The lines of the roll-out: the canaries in wave 0; the other boxes
@@ -367,7 +369,7 @@ class IotHandlersBundle(models.Model):
         )
         self.invalidate_recordset(["rollout_line_ids"])
 
-    def _rollout_open_next(self, log=True, manual=False):
+    def _rollout_open_next(self, manual=False, flag=True):
         """Open the next wave that has boxes; when none is left, release the
         bundle to all (the roll-out is complete). A roll-out none of whose
         waves has a box (no box of its platform yet) waits: it is released
@@ -380,15 +382,15 @@ class IotHandlersBundle(models.Model):
             if not counts.get(wave):
                 wave.state = "skipped"
                 continue
-            self._rollout_open_wave(wave, log=log, manual=manual)
+            self._rollout_open_wave(wave, manual=manual, flag=flag)
             return wave
         self._rollout_complete(manual=manual)
         return self.env["iot.rollout.wave"]
 
-    def _rollout_open_wave(self, wave, log=True, manual=False):
+    def _rollout_open_wave(self, wave, manual=False, flag=True):
         """Its boxes are due the bundle from now: their devices are noted
-        (what they serve before), their flag set and the statuses of the
-        platform's boxes updated, in three statements."""
+        (what they serve before), their flag set and (``flag``) the statuses
+        of the platform's boxes updated, in three statements."""
         now = fields.Datetime.now()
         wave.write({"state": "open", "open_date": now})
         self.env.flush_all()
@@ -405,16 +407,13 @@ class IotHandlersBundle(models.Model):
                 wave=wave.id,
             )
         )
-        self._rollout_set_due(SQL("l.wave_id = %s AND l.state = 'pending' AND NOT l.reverted", wave.id))
+        due = self._rollout_set_due(SQL("l.wave_id = %s AND l.state = 'pending' AND NOT l.reverted", wave.id))
         self.env["iot.rollout.line"].invalidate_model()
-        boxes = self._rollout_flag()
-        if log:
-            self.env["iot.handlers.bundle.log"].sudo()._log(
-                "wave_opened",
-                self,
-                box_count=len(boxes),
-                detail=self._rollout_wave_detail(wave, manual),
-            )
+        if flag:
+            self._rollout_flag()
+        self.env["iot.handlers.bundle.log"].sudo()._log(
+            "wave_opened", self, box_count=due, detail=self._rollout_wave_detail(wave, manual)
+        )
         _logger.info(
             "IoT roll-out of bundle %s %s: %s open (%s boxes due)",
             self.variant,
@@ -442,7 +441,8 @@ class IotHandlersBundle(models.Model):
         )
 
     def _rollout_set_due(self, condition, due=True):
-        """Set ``rollout_due`` of the boxes of the lines of this roll-out matching ``condition`` (on ``l``)."""
+        """Set ``rollout_due`` of the boxes of the lines of this roll-out
+        matching ``condition`` (on ``l``); returns how many changed."""
         self.env["iot.box"].flush_model(["rollout_due"])
         self.env.cr.execute(
             SQL(
@@ -455,7 +455,9 @@ class IotHandlersBundle(models.Model):
                 condition=condition,
             )
         )
+        changed = self.env.cr.rowcount
         self.env["iot.box"].invalidate_model(["rollout_due"], flush=False)
+        return changed
 
     def _rollout_flag(self):
         """Flag the platform's boxes against the due bundles; tell the open dashboards."""

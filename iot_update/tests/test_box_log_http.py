@@ -14,6 +14,7 @@ logs (the 18.0 ``helpers``). The test flushes the queue itself, with the
 genuine ``_flush_logs``, instead of the box's thread that does it every 0.5 s.
 """
 
+import contextlib
 import importlib.util
 import logging
 import sys
@@ -85,6 +86,23 @@ def genuine_handler(module, url):
 FORMAT = "%(asctime)s %(pid)s %(levelname)s %(dbname)s %(name)s: %(message)s %(perf_info)s"
 
 
+@contextlib.contextmanager
+def genuine_box_log(module, url):
+    """While the block runs, the box code's log lines go to a genuine
+    ``AsyncHTTPHandler`` of ``module`` (yielded), whose queue the test flushes.
+    On the box the handler is on the root logger; here the lines stop at the
+    box code's logger (the test's log stays clean)."""
+    handler = genuine_handler(module, url)
+    box_logger = logging.getLogger(GENUINE_MODULE)
+    box_logger.addHandler(handler)
+    propagate, box_logger.propagate = box_logger.propagate, False
+    try:
+        yield handler
+    finally:
+        box_logger.propagate = propagate
+        box_logger.removeHandler(handler)
+
+
 class BoxLogHttpMixin:
     def setUp(self):
         super().setUp()
@@ -128,17 +146,8 @@ class TestGenuineBoxLog(BoxLogHttpMixin, IotHttpCase):
         self.assertEqual(box.checkin_remote_addr, "127.0.0.1")
         self.assertFalse(box.reporting_errors)
 
-        handler = genuine_handler(module, self.base_url())
-        box_logger = logging.getLogger(GENUINE_MODULE)
-        box_logger.addHandler(handler)
-        # On the box the handler is on the root logger; here the lines stop
-        # at the box code's logger (the test's log stays clean).
-        propagate, box_logger.propagate = box_logger.propagate, False
-        try:
+        with genuine_box_log(module, self.base_url()) as handler:
             helpers.load_iot_handlers()
-        finally:
-            box_logger.propagate = propagate
-            box_logger.removeHandler(handler)
         self.assertEqual(handler._log_queue.qsize(), 2)
         self.env.flush_all()
         # The genuine box sends its batch as a generator: requests posts it chunked.

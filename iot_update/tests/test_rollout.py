@@ -9,7 +9,6 @@ error lines are those of the genuine box (``Unable to load file: <driver>``,
 formatted as its ``server_logger`` formats them, SPEC 3.6).
 """
 
-import logging
 import math
 import unittest
 from datetime import timedelta
@@ -25,15 +24,14 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.modules.module import get_module_path
 from odoo.tests import new_test_user
 
-from odoo.addons.iot_update.models.iot_handlers_bundle import bundle_cache
+from odoo.addons.iot_update.models.iot_handlers_bundle import IotHandlersBundle, bundle_cache
 from odoo.addons.iot_update.tools.box_log import read_log_batch
 from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
 
 from .handlers_common import LINUX_HANDLERS, LINUX_VERSION, HandlersFolderMixin
 from .iot_common import PRINTER, SCALE, IotCase, IotHttpCase, box_payload
-from .test_box_log_http import genuine_handler, load_genuine_server_logger
+from .test_box_log_http import genuine_box_log, load_genuine_server_logger
 from .test_bundle_rollout import CANARY, OTHER, PINNED, RolloutMixin
-from .test_handlers_genuine_box import GENUINE_MODULE
 from .test_tour import BrowserCleanupMixin
 
 #: The next bundle: one driver changed.
@@ -194,6 +192,26 @@ class TestRolloutPlan(RolloutCase):
         log = bundle.log_ids.filtered(lambda entry: entry.action == "wave_opened")[:1]
         self.assertEqual(log.user_id, self.iot_admin)
         self.assertIn("by hand", log.detail)
+
+    def test_a_held_bundle_flags_its_platform_once(self):
+        """Recording the held bundle and planning its roll-out (the canary wave
+        open) flag the platform's boxes in one pass, once for the change."""
+        boxes = self.add_boxes(5)
+        boxes[0].canary = True
+        calls = []
+        original = IotHandlersBundle._flag_handlers
+
+        def flag_handlers(model, variant, *args, **kwargs):
+            calls.append(variant)
+            return original(model, variant, *args, **kwargs)
+
+        with patch.object(IotHandlersBundle, "_flag_handlers", flag_handlers):
+            bundle = self.new_bundle()
+        self.assertEqual(calls.count("linux"), 1)
+        self.assertEqual(boxes[0].handlers_current_digest, bundle.digest, "the canary is due the held bundle")
+        self.assertEqual(boxes[1].handlers_current_digest, self.current.digest)
+        opened = bundle.log_ids.filtered(lambda entry: entry.action == "wave_opened")
+        self.assertEqual(opened.box_count, 1, "the boxes the wave made due")
 
     def test_opening_a_wave_costs_the_same_statements_for_ten_or_two_hundred_boxes(self):
         counts = []
@@ -596,15 +614,8 @@ class TestRolloutGenuineBox(RolloutMixin, IotHttpCase):
         # log sent, then the check-ins of the devices it finds: the scale is not among them.
         box_checks_in({})
         self.assertIn("drivers/BrokenScaleDriver_L.py", self.download(CANARY))
-        handler = genuine_handler(module, self.base_url())
-        box_logger = logging.getLogger(GENUINE_MODULE)
-        box_logger.addHandler(handler)
-        propagate, box_logger.propagate = box_logger.propagate, False
-        try:
+        with genuine_box_log(module, self.base_url()) as handler:
             helpers.load_iot_handlers()
-        finally:
-            box_logger.propagate = propagate
-            box_logger.removeHandler(handler)
         self.env.flush_all()
         handler._flush_logs(requests.Session())
         box_checks_in({"usb-epson-1": PRINTER})
