@@ -100,6 +100,31 @@ class IotBox(models.Model):
         return Box._fetch_query(query, Box._determine_fields_to_fetch(FIND_FIELDS))
 
     @api.model
+    def _find_log_box(self, key):
+        """What ``POST /iot/log`` needs of the box a batch naming ``key`` (a
+        MAC address or a serial number) speaks for, found as ``_find_box``
+        finds it (the box whose identifier is ``key``, else the oldest whose
+        MAC address is), in one indexed query that reads six columns: a box
+        posts a batch every 0.5 s while it logs, and the generic search costs
+        as much again as the query.
+
+        Returns ``(id, active, checkin_remote_addr, bus_remote_addr,
+        last_error_date, name)``, or None when no box has that key.
+        """
+        self.flush_model(["identifier", "mac", "active", "checkin_remote_addr", "bus_remote_addr", "last_error_date"])
+        self.env.cr.execute(
+            SQL(
+                """SELECT id, active, checkin_remote_addr, bus_remote_addr, last_error_date, name
+                     FROM iot_box
+                    WHERE identifier = %(key)s OR mac = %(key)s
+                 ORDER BY identifier = %(key)s DESC, id
+                    LIMIT 1""",
+                key=key,
+            )
+        )
+        return self.env.cr.fetchone()
+
+    @api.model
     def _iot_setup(self, request, remote_addr=None):
         """Register or update the box that sent ``request`` (a ``SetupRequest``).
 

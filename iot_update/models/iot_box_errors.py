@@ -50,20 +50,19 @@ class IotBox(models.Model):
     def _reporting_errors_since(self):
         return fields.Datetime.now() - timedelta(hours=REPORTING_ERRORS_HOURS)
 
-    def _record_error_date(self, date):
+    def _record_error_date(self, date, recorded=None):
         """The box sent an error line at ``date``: one UPDATE, skipped when
         the date recorded is less than a minute older. A box that was not
-        reporting errors starts to (``_on_reporting_errors``)."""
+        reporting errors starts to (``_on_reporting_errors``).
+
+        ``recorded``: the box's last error date as the caller read it (POST
+        /iot/log reads it with the box): when it is within the minute, the
+        UPDATE would write nothing and is not sent (a box logging errors in a
+        loop costs no query for them)."""
         self.ensure_one()
         throttle = date - timedelta(seconds=ERROR_DATE_THROTTLE_SECONDS)
-        # The date the box was read with (iot.box._find_box fetches it): when
-        # it is within the throttle, the UPDATE would write nothing, so it is
-        # not sent (a box logging errors in a loop costs no query for them).
-        field = self._fields["last_error_date"]
-        if self.env.cache.contains(self, field) and not self.env.cache.has_dirty_fields(self, [field]):
-            known = self.env.cache.get(self, field)
-            if known and known >= throttle:
-                return
+        if recorded and recorded >= throttle:
+            return
         self.flush_recordset(["last_error_date"])
         self.env.cr.execute(
             SQL(
@@ -82,6 +81,8 @@ class IotBox(models.Model):
         self.invalidate_recordset(["last_error_date"], flush=False)
         self.modified(["last_error_date"])
         if row and (not row[0] or row[0] < date - timedelta(hours=REPORTING_ERRORS_HOURS)):
+            # Its card and the dashboard's count of boxes reporting errors change.
+            self._notify_boxes_changed(self.ids)
             self._on_reporting_errors()
 
     def _on_reporting_errors(self):

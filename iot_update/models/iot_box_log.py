@@ -107,16 +107,14 @@ class IotBoxLog(models.Model):
         error date, at most once a minute per box.
         """
         Box = self.env["iot.box"].sudo()
-        if batch.key_kind == "mac":
-            box = Box._find_box(batch.key, batch.key)
-        else:
-            box = Box._find_box(batch.key)
-        if not box:
+        found = Box._find_log_box(batch.key)
+        if not found:
             return Box, "unknown box"
-        if not box.active:
+        box_id, active, checkin_addr, bus_addr, error_date, name = found
+        if not active:
             return Box, "archived box"
-        # The bus address is read (one more query) only when the check-in address is not the one.
-        if not remote_addr or (remote_addr != box.checkin_remote_addr and remote_addr != box.bus_remote_addr):  # noqa: PLR1714
+        box = Box.browse(box_id)
+        if not remote_addr or remote_addr not in (checkin_addr, bus_addr):
             return Box, "not from the box's address"
         settings = self._get_log_settings()
         threshold = LEVEL_NUMBERS[settings["box_log_level"]]
@@ -126,9 +124,8 @@ class IotBoxLog(models.Model):
         now = fields.Datetime.now()
         self._insert_lines(box, lines, now, remote_addr, settings["box_log_max_lines"])
         if max(levelno for levelno, __ in lines) >= LEVEL_NUMBERS["error"]:
-            box._record_error_date(now)
+            box._record_error_date(now, error_date)
         if settings["box_log_forward"]:
-            name = box.name or box.identifier
             for levelno, message in lines:
                 _forward_logger.log(levelno, "IoT box %s: %s", name, message)
         return box, len(lines)

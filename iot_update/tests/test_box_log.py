@@ -4,6 +4,7 @@
 flag as time passes, forwarding, settings and access rights. The batches are
 given to the model as the controller gives them (HTTP: test_box_log_http)."""
 
+import json
 from datetime import datetime, timedelta
 from unittest.mock import patch
 
@@ -12,6 +13,7 @@ from freezegun import freeze_time
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import BaseCase, Form, new_test_user, tagged
 
+from odoo.addons.iot_update.models.iot_box_liveness import BOXES_CHANGED
 from odoo.addons.iot_update.tools.box_log import (
     MAX_MESSAGE_CHARS,
     TRUNCATED,
@@ -114,16 +116,18 @@ class TestBoxLog(IotCase):
         self.assertEqual(self.box_.log_ids.mapped("message")[0], "line 29")
 
     def test_count_bound_is_one_insert_and_one_delete(self):
-        self.receive((30, "warm"))
-        self.env.flush_all()
-        self.env.invalidate_all()
-        # find the box; the INSERT and the DELETE (one round trip); the UPDATE of its error date
-        with self.assertQueryCount(3):
-            self.receive(*[(40, f"e{i}") for i in range(50)])
-        self.env.invalidate_all()
-        # Errors again within the minute: the box was read with its error date, nothing to update.
-        with self.assertQueryCount(2):
-            self.receive(*[(40, f"f{i}") for i in range(50)])
+        with freeze_time(T0) as frozen:
+            self.receive((40, "warm"))  # already reporting errors: no dashboard notification below
+            frozen.tick(timedelta(minutes=2))
+            self.env.flush_all()
+            self.env.invalidate_all()
+            # find the box; the INSERT and the DELETE (one round trip); the UPDATE of its error date
+            with self.assertQueryCount(3):
+                self.receive(*[(40, f"e{i}") for i in range(50)])
+            self.env.invalidate_all()
+            # Errors again within the minute: the box was read with its error date, nothing to update.
+            with self.assertQueryCount(2):
+                self.receive(*[(40, f"f{i}") for i in range(50)])
         self.assertEqual(len(self.messages()), 101)
 
     def test_a_batch_longer_than_the_bound_keeps_its_newest_lines(self):
@@ -191,6 +195,24 @@ class TestBoxLog(IotCase):
             self.receive((50, "after a quiet day"))
             self.assertEqual(hook.call_count, 2)
 
+    def test_open_dashboards_are_told_when_a_box_starts_reporting_errors(self):
+        def notifications():
+            self.env.cr.precommit.run()
+            self.env.cr.execute("SELECT message FROM bus_bus WHERE message::jsonb->>'type' = %s", [BOXES_CHANGED])
+            return [json.loads(row[0])["payload"] for row in self.env.cr.fetchall()]
+
+        with freeze_time(T0) as frozen:
+            self.receive((30, "a warning"))
+            self.assertEqual(notifications(), [], "a warning changes no status")
+            self.receive((40, "an error"))
+            self.assertEqual(notifications(), [{"count": 1, "ids": [self.box_.id]}])
+            frozen.tick(timedelta(hours=1))
+            self.receive((40, "still failing"))
+            self.assertEqual(len(notifications()), 1, "already reporting errors: nothing changed")
+            frozen.tick(timedelta(hours=25))
+            self.receive((40, "failing again after a quiet day"))
+            self.assertEqual(len(notifications()), 2)
+
     def test_error_date_written_once_a_minute(self):
         with freeze_time(T0) as frozen:
             self.receive((40, "e1"))
@@ -223,6 +245,23 @@ class TestBoxLog(IotCase):
         box19 = self.box("SN-19")
         self.assertEqual(self.receive((30, "by serial"), key="SN-19", kind="identifier")[0], box19)
         self.assertEqual(self.receive((30, "by mac"), key="aa:bb:cc:dd:ee:19")[0], box19)
+
+    def test_the_box_is_found_as_the_other_routes_find_it(self):
+        # docs/protocol.md, "Which box a request speaks for": the box whose
+        # identifier is the key, else the oldest box with that MAC address.
+        shared = "aa:bb:cc:dd:ee:42"
+        older, newer = self.Box.create(
+            [
+                {"name": "older", "identifier": "SN-OLD", "mac": shared, "checkin_remote_addr": ADDR},
+                {"name": "newer", "identifier": "SN-NEW", "mac": shared, "checkin_remote_addr": ADDR},
+            ]
+        )
+        self.assertEqual(self.receive((30, "x"), key=shared)[0], older)
+        self.assertEqual(self.receive((30, "x"), key=shared, kind="identifier")[0], older)
+        named = self.Box.create({"name": "named", "identifier": shared, "checkin_remote_addr": ADDR})
+        self.assertEqual(self.receive((30, "x"), key=shared)[0], named)
+        self.assertEqual(self.receive((30, "x"), key="SN-NEW", kind="identifier")[0], newer)
+        self.assertEqual(self.Box._find_box(shared, shared), named, "as check-ins find it")
 
     def test_forward_to_the_server_log(self):
         with self.assertNoLogs("odoo.addons.iot_update.box_log", "DEBUG"):
