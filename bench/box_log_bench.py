@@ -12,15 +12,19 @@ What it does, in one run (well under a minute with the defaults):
    once first), and starts an Odoo server on a free 127.0.0.1 port;
 2. registers ``--boxes`` boxes through ``/iot/setup`` (from 127.0.0.1, the
    address their log batches then come from);
-3. sends, one at a time, in ``--rounds`` turns of ``--requests`` each:
-   (a) a batch of 50 lines kept (45 warnings, 5 errors: one INSERT of 50 rows,
-   the per-box bound, the box's error date), (b) a batch of 50 INFO lines, below
-   the level kept (nothing written), (c) ``/web/webclient/version_info``, a
-   JSON-RPC route that reads nothing; batches are bodies as the genuine 18.0
+3. sends each box's first batch with errors (d): the box starts reporting
+   errors (its error date, a notification to the open dashboards), then, one
+   at a time, in ``--rounds`` turns of ``--requests`` each:
+   (a) a batch of 50 lines kept (45 warnings, 5 errors: one INSERT of its 10
+   entries, the per-box bound), (b) a batch of 50 INFO lines, below the level
+   kept (nothing written), (c) ``/web/webclient/version_info``, a JSON-RPC
+   route that reads nothing; batches are bodies as the genuine 18.0
    ``AsyncHTTPHandler`` builds them, sent chunked as it sends them;
-4. prints mean, p50 and p99 latency per route and the ratio to (c), the rows
-   kept per box (the count bound) and the table's size, then stops the server
-   and drops the database (``--keep-db`` keeps it). Server log:
+4. prints per route the mean, p50 and p99 latency and the mean's ratio to (c),
+   and the CPU time the server and its PostgreSQL backends used per request
+   (read in /proc around each turn) and its ratio to (c); then the lines and
+   entries kept per box (the count bound) and the table's size; then stops
+   the server and drops the database (``--keep-db`` keeps it). Server log:
    ``.dev/bench-odoo.log``.
 
 The box gives the server 0.5 s per batch (``_REQUEST_TIMEOUT``): the p99 of (a)
@@ -34,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 
@@ -53,6 +58,7 @@ from handlers_bench import (
     stop_server,
 )
 
+FIRST_ERROR_LABEL = "(d) (a), the box's first errors in 24 h"
 VERSION_INFO_BODY = b'{"jsonrpc": "2.0", "method": "call", "params": {}}'
 LINE = (
     "2026-03-01 12:00:00,123 1234 {level} ? odoo.addons.hw_drivers.iot_handlers.drivers.PrinterDriver_L: "
@@ -97,7 +103,46 @@ def timed(session, url, body, headers, chunked):
     return elapsed
 
 
-def measure(url, macs, requests_per_round, rounds):
+def process_cpu_seconds(pids):
+    """CPU time (user and system) the processes ``pids`` used so far, from
+    /proc; a process that is gone counts nothing."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(server):
+    """The Odoo server's process and its children (prefork workers)."""
+    pids = [server.pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == server.pid:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def database_pids(options, db):
+    """The PostgreSQL backends serving ``db`` (readable in /proc when the
+    database server runs on this machine)."""
+    connection = pg_connect(options, db)
+    with connection.cursor() as cr:
+        cr.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [db])
+        pids = [row[0] for row in cr.fetchall()]
+    connection.close()
+    return pids
+
+
+def measure(url, macs, requests_per_round, rounds, cpu_pids=()):
+    """Per route: the latencies seen by the client, and the CPU seconds the
+    server and the database used per request (``cpu_pids``, read around each
+    route's turn; empty where /proc shows none of them)."""
     routes = {
         "(a) /iot/log, 50 lines kept": (
             "/iot/log",
@@ -119,15 +164,29 @@ def measure(url, macs, requests_per_round, rounds):
         ),
     }
     latencies = {label: [] for label in routes}
+    cpu = {label: 0.0 for label in routes}
     session = requests.Session()
     for path, bodies, headers, chunked in routes.values():  # warm-up
         for number in range(10):
             timed(session, url + path, bodies[number % len(bodies)], headers, chunked)
+    pids = list(cpu_pids() if callable(cpu_pids) else cpu_pids)
+    # Each box's first batch with errors in 24 hours also writes its error
+    # date and tells the open dashboards (once a day per box): timed apart,
+    # so that (a) is the batch of a box already reporting errors.
+    first = FIRST_ERROR_LABEL
+    path, bodies, headers, chunked = routes["(a) /iot/log, 50 lines kept"]
+    before = process_cpu_seconds(pids)
+    latencies[first] = [timed(session, url + path, body, headers, chunked) for body in bodies[10:]]
+    cpu[first] = process_cpu_seconds(pids) - before
     for __ in range(rounds):
         for label, (path, bodies, headers, chunked) in routes.items():
+            before = process_cpu_seconds(pids)
             for number in range(requests_per_round):
                 latencies[label].append(timed(session, url + path, bodies[number % len(bodies)], headers, chunked))
-    return latencies
+            cpu[label] += process_cpu_seconds(pids) - before
+    if pids:
+        return latencies, {label: seconds / max(len(latencies[label]), 1) for label, seconds in cpu.items()}
+    return latencies, None
 
 
 def percentile(values, fraction):
@@ -135,15 +194,26 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def print_table(latencies):
-    base = statistics.mean(latencies["(c) /web/webclient/version_info"])
-    print(f"{'route':42} {'requests':>8} {'mean ms':>8} {'p50 ms':>7} {'p99 ms':>7} {'x (c)':>6}")
+def print_table(latencies, cpu=None):
+    base_label = "(c) /web/webclient/version_info"
+    base = statistics.mean(latencies[base_label])
+    print(
+        f"{'route':42} {'requests':>8} {'mean ms':>8} {'p50 ms':>7} {'p99 ms':>7} {'x (c)':>6}"
+        f" {'CPU ms':>7} {'x (c)':>6}"
+    )
     for label, values in latencies.items():
+        if not values:
+            continue
         mean = statistics.mean(values)
-        print(
+        line = (
             f"{label:42} {len(values):8d} {mean * 1000:8.2f} {percentile(values, 0.5) * 1000:7.2f} "
             f"{percentile(values, 0.99) * 1000:7.2f} {mean / base:6.2f}"
         )
+        if cpu:
+            line += f" {cpu[label] * 1000:7.2f} {cpu[label] / cpu[base_label]:6.2f}"
+        else:
+            line += f" {'-':>7} {'-':>6}"
+        print(line)
 
 
 def main(argv=None):
@@ -167,23 +237,29 @@ def main(argv=None):
     try:
         macs = register_boxes(options, args.db, url, args.boxes)
         say(f"{len(macs)} boxes registered; {args.rounds} rounds of {args.requests} requests per route")
-        latencies = measure(url, macs, args.requests, args.rounds)
+        latencies, cpu = measure(
+            url, macs, args.requests, args.rounds, lambda: server_pids(server) + database_pids(options, args.db)
+        )
     finally:
         stop_server(server)
     connection = pg_connect(options, args.db)
     with connection.cursor() as cr:
-        cr.execute("SELECT count(*), count(DISTINCT box_id) FROM iot_box_log")
-        rows, boxes = cr.fetchone()
+        cr.execute("SELECT coalesce(sum(line_count), 0), count(*), count(DISTINCT box_id) FROM iot_box_log")
+        rows, entries, boxes = cr.fetchone()
         cr.execute(
-            "SELECT coalesce(max(lines), 0) FROM (SELECT count(*) AS lines FROM iot_box_log GROUP BY box_id) per_box"
+            "SELECT coalesce(max(lines), 0)"
+            " FROM (SELECT sum(line_count) AS lines FROM iot_box_log GROUP BY box_id) per_box"
         )
         per_box = cr.fetchone()[0]
         cr.execute("SELECT pg_total_relation_size('iot_box_log')")
         size = cr.fetchone()[0]
     connection.close()
     with docs_table.capture() as out:
-        print_table(latencies)
-        print(f"rows kept: {rows} for {boxes} boxes (at most {per_box} per box); table and indexes: {size // 1024} KiB")
+        print_table(latencies, cpu)
+        print(
+            f"lines kept: {rows} in {entries} entries for {boxes} boxes (at most {per_box} per box); "
+            f"table and indexes: {size // 1024} KiB"
+        )
     if args.docs:
         docs_table.write(args.docs, "```text\n" + out.getvalue().strip() + "\n```\n")
     if not args.keep_db:

@@ -103,23 +103,25 @@ def summary(label, results):
 
 
 def kept(options, db):
-    """``(rows, boxes, most per box, table bytes, per-box bound)`` of the box log."""
+    """``(lines, entries, boxes, most lines per box, table bytes, per-box bound)`` of the box log."""
     connection = pg_connect(options, db)
     with connection.cursor() as cr:
-        cr.execute("SELECT count(*), count(DISTINCT box_id) FROM iot_box_log")
-        rows, boxes = cr.fetchone()
-        cr.execute("SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM iot_box_log GROUP BY box_id) per_box")
+        cr.execute("SELECT coalesce(sum(line_count), 0), count(*), count(DISTINCT box_id) FROM iot_box_log")
+        lines, entries, boxes = cr.fetchone()
+        cr.execute(
+            "SELECT coalesce(max(n), 0) FROM (SELECT sum(line_count) AS n FROM iot_box_log GROUP BY box_id) per_box"
+        )
         per_box = cr.fetchone()[0]
         cr.execute("SELECT pg_total_relation_size('iot_box_log')")
         size = cr.fetchone()[0]
         cr.execute("SELECT value FROM ir_config_parameter WHERE key = 'iot_update.box_log_max_lines'")
         bound = int((cr.fetchone() or ["200"])[0])
     connection.close()
-    return rows, boxes, per_box, size, bound
+    return lines, entries, boxes, per_box, size, bound
 
 
 def report(args, baseline, batches, stats):
-    rows, boxes, per_box, size, bound = stats
+    rows, entries, boxes, per_box, size, bound = stats
     per_box_bytes = size / max(boxes, 1)
     with docs_table.capture() as out:
         print(
@@ -138,7 +140,8 @@ def report(args, baseline, batches, stats):
             )
         )
         print(
-            f"\nKept: {rows:,} rows for {boxes:,} boxes ({rows / max(boxes, 1):.0f} per box, at most {per_box}); "
+            f"\nKept: {rows:,} lines in {entries:,} entries for {boxes:,} boxes "
+            f"({rows / max(boxes, 1):.0f} lines per box, at most {per_box}); "
             f"table and indexes {size / 2**20:.1f} MiB, {per_box_bytes / 1024:.1f} KiB per box. "
             f"A day of such restarts keeps at most {bound} lines per box (the bound), "
             f"about {per_box_bytes / max(rows / max(boxes, 1), 1) * bound / 1024:.0f} KiB per box at this line size."

@@ -1,14 +1,44 @@
 # Copyright 2026 iot_update contributors
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import logging
+import threading
 from datetime import timedelta
+from functools import partial
 
-from odoo import api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
+from odoo.modules.registry import Registry
 from odoo.tools import SQL
 
+from ..tools.coalesce import Coalescer
 from .iot_box_log import ERROR_DATE_THROTTLE_SECONDS
 
 #: A box is "reporting errors" while its last error line is more recent than this.
 REPORTING_ERRORS_HOURS = 24
+#: Seconds the boxes that start reporting errors are collected for, per server
+#: process, before the open dashboards are told (one notification).
+ERROR_STARTS_DELAY = 1.0
+
+_logger = logging.getLogger(__name__)
+
+
+def _send_error_starts(dbname, box_ids):
+    """Tell the open dashboards of ``dbname`` that ``box_ids`` started
+    reporting errors (one bus notification, in a transaction of its own)."""
+    threading.current_thread().dbname = dbname
+    try:
+        with Registry(dbname).cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["iot.box"]._notify_boxes_changed(sorted(box_ids))
+    except Exception:
+        _logger.warning(
+            "Open dashboards not told that %s IoT boxes started reporting errors", len(box_ids), exc_info=True
+        )
+
+
+#: A fleet whose boxes start reporting errors together (a bundle failing on
+#: all of them) sends one notification a second per server process, not one
+#: per box.
+error_starts = Coalescer(ERROR_STARTS_DELAY, _send_error_starts)
 
 
 class IotBox(models.Model):
@@ -81,8 +111,10 @@ class IotBox(models.Model):
         self.invalidate_recordset(["last_error_date"], flush=False)
         self.modified(["last_error_date"])
         if row and (not row[0] or row[0] < date - timedelta(hours=REPORTING_ERRORS_HOURS)):
-            # Its card and the dashboard's count of boxes reporting errors change.
-            self._notify_boxes_changed(self.ids)
+            # Its card and the dashboard's count of boxes reporting errors
+            # change: the open dashboards are told once the batch is
+            # committed, with the other boxes that start within the second.
+            self.env.cr.postcommit.add(partial(error_starts.add, self.env.cr.dbname, self.ids))
             self._on_reporting_errors()
 
     def _on_reporting_errors(self):

@@ -2,9 +2,11 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import logging
 from datetime import timedelta
+from itertools import groupby
+from operator import itemgetter
 
 from odoo import api, fields, models
-from odoo.tools import SQL, create_index, str2bool
+from odoo.tools import SQL, create_index, ormcache, str2bool
 
 from ..tools.box_log import LEVEL_NUMBERS, LEVELS, level_of
 from ..tools.settings import positive_int
@@ -39,9 +41,18 @@ def level_param(value):
 
 
 class IotBoxLog(models.Model):
+    """An entry of a box's own log: one line, or several consecutive lines of
+    one batch at the same level number, in the box's order.
+
+    A batch (up to 50 lines every 0.5 s) is kept as one row per run of lines
+    at the same level: a burst of warnings or a traceback logged line by line
+    is one entry with one level badge, and a batch costs PostgreSQL a few
+    rows (their index entries and foreign key checks) instead of one per line.
+    """
+
     _name = "iot.box.log"
-    _description = "IoT Box Log Line"
-    # Newest first: the order lines were received in (the primary key's).
+    _description = "IoT Box Log Entry"
+    # Newest first: the order entries were received in (the primary key's).
     _order = "id desc"
     # Written by one INSERT per batch (``_receive``), never edited.
     _log_access = False
@@ -57,7 +68,16 @@ class IotBoxLog(models.Model):
         help="Level of the line on the box (from its level number).",
     )
     levelno = fields.Integer(string="Level Number", readonly=True, help="Python level number the box sent.")
-    message = fields.Text(readonly=True, help="The line as the box formatted it (its own date, process and logger).")
+    message = fields.Text(
+        readonly=True,
+        help="The lines as the box formatted them (its own date, process and logger), one after the other.",
+    )
+    line_count = fields.Integer(
+        string="Lines",
+        readonly=True,
+        default=1,
+        help="Consecutive lines of the batch at this level number, kept as one entry.",
+    )
     remote_addr = fields.Char(string="Address", readonly=True, help="Address the batch came from.")
     # The box's: not stored, so that a batch's INSERT checks one foreign key per line, not two.
     company_id = fields.Many2one(related="box_id.company_id")
@@ -73,13 +93,19 @@ class IotBoxLog(models.Model):
     @api.model
     def _get_log_settings(self):
         """The box log settings, keyed by the field names of the IoT settings."""
+        return dict(self._get_log_settings_cached())
+
+    @ormcache()
+    def _get_log_settings_cached(self):
+        # One cache lookup per batch rather than four: the registry's cache
+        # is cleared whenever a system parameter changes.
         params = self.env["ir.config_parameter"].sudo()
-        return {
-            "box_log_level": level_param(params.get_param(LEVEL_PARAM)),
-            "box_log_max_lines": positive_int(params.get_param(MAX_LINES_PARAM), DEFAULT_MAX_LINES),
-            "box_log_retention_days": positive_int(params.get_param(RETENTION_PARAM), DEFAULT_RETENTION_DAYS),
-            "box_log_forward": str2bool(params.get_param(FORWARD_PARAM) or "False", False),
-        }
+        return (
+            ("box_log_level", level_param(params.get_param(LEVEL_PARAM))),
+            ("box_log_max_lines", positive_int(params.get_param(MAX_LINES_PARAM), DEFAULT_MAX_LINES)),
+            ("box_log_retention_days", positive_int(params.get_param(RETENTION_PARAM), DEFAULT_RETENTION_DAYS)),
+            ("box_log_forward", str2bool(params.get_param(FORWARD_PARAM) or "False", False)),
+        )
 
     @api.model
     def _set_log_settings(self, box_log_level, box_log_max_lines, box_log_retention_days, box_log_forward):
@@ -131,40 +157,46 @@ class IotBoxLog(models.Model):
         return box, len(lines)
 
     def _insert_lines(self, box, lines, now, remote_addr, max_lines):
-        """Keep ``lines`` and no more than the newest ``max_lines`` of the box,
-        in one round trip to PostgreSQL: the transaction's commit is made not
-        to wait for the disk (a box's log is best effort: the box itself
-        drops lines when the server is slow; a crash of the database server
-        may lose the last moments of lines, never corrupt anything), then one
-        statement INSERTs the lines and DELETEs the box's older lines beyond
-        the bound (by the (box_id, id) index: that box only).
+        """Keep ``lines`` and no more than the newest ``max_lines`` lines of
+        the box, in one round trip to PostgreSQL: the transaction's commit is
+        made not to wait for the disk (a box's log is best effort: the box
+        itself drops lines when the server is slow; a crash of the database
+        server may lose the last moments of lines, never corrupt anything),
+        then one statement INSERTs the entries (one per run of consecutive
+        lines at the same level number) and DELETEs the box's older entries
+        beyond the bound (by the (box_id, id) index: that box only).
 
         The DELETE of a data-modifying WITH sees the table as it was before
-        the INSERT: it keeps the newest ``max_lines - len(lines)`` older
-        lines, and a batch longer than the bound is cut to its newest lines
-        first, which is what an INSERT followed by a DELETE keeping the
-        newest ``max_lines`` would leave.
+        the INSERT: it keeps the newest older entries whose lines, with the
+        batch's, are at most ``max_lines`` (an entry that would cross the
+        bound goes whole), and a batch longer than the bound is cut to its
+        newest lines first.
         """
         lines = lines[-max_lines:]
+        entries = [(levelno, [message for __, message in run]) for levelno, run in groupby(lines, key=itemgetter(0))]
         self.env.cr.execute(
             SQL(
                 """SET LOCAL synchronous_commit TO OFF;
                    WITH inserted AS (
-                       INSERT INTO iot_box_log (box_id, date, level, levelno, message, remote_addr)
-                       SELECT %(box)s, %(now)s, line.level, line.levelno, line.message, %(addr)s
-                         FROM unnest(%(levels)s::varchar[], %(levelnos)s::int[], %(messages)s::text[])
-                              AS line(level, levelno, message)
+                       INSERT INTO iot_box_log (box_id, date, level, levelno, message, line_count, remote_addr)
+                       SELECT %(box)s, %(now)s, entry.level, entry.levelno, entry.message, entry.line_count, %(addr)s
+                         FROM unnest(%(levels)s::varchar[], %(levelnos)s::int[], %(messages)s::text[],
+                                     %(counts)s::int[]) AS entry(level, levelno, message, line_count)
                    )
                    DELETE FROM iot_box_log
                     WHERE box_id = %(box)s
-                      AND id <= (SELECT id FROM iot_box_log WHERE box_id = %(box)s
-                                  ORDER BY id DESC OFFSET %(keep)s LIMIT 1)""",
+                      AND id <= (SELECT id
+                                   FROM (SELECT id, sum(line_count) OVER (ORDER BY id DESC) AS lines_from_newest
+                                           FROM iot_box_log WHERE box_id = %(box)s) older
+                                  WHERE lines_from_newest > %(keep)s
+                                  ORDER BY id DESC LIMIT 1)""",
                 box=box.id,
                 now=now,
                 addr=remote_addr,
-                levels=[level_of(levelno) for levelno, __ in lines],
-                levelnos=[levelno for levelno, __ in lines],
-                messages=[message for __, message in lines],
+                levels=[level_of(levelno) for levelno, __ in entries],
+                levelnos=[levelno for levelno, __ in entries],
+                messages=["\n".join(messages) for __, messages in entries],
+                counts=[len(messages) for __, messages in entries],
                 keep=max_lines - len(lines),
             )
         )

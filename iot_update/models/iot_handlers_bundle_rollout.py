@@ -540,16 +540,18 @@ class IotHandlersBundle(models.Model):
         cr.execute(
             SQL(
                 """WITH new_errors AS (
-                       SELECT l.id AS line_id, g.date, g.message, g.remote_addr,
-                              row_number() OVER (PARTITION BY l.id ORDER BY g.id) AS n
+                       SELECT l.id AS line_id, g.date, line.text AS message, g.remote_addr,
+                              row_number() OVER (PARTITION BY l.id ORDER BY g.id, line.n) AS n
                          FROM iot_rollout_line l
                          JOIN iot_box_log g ON g.box_id = l.box_id AND g.levelno >= 40 AND g.date >= l.taken_date
+                        CROSS JOIN LATERAL unnest(string_to_array(g.message, E'\n')) WITH ORDINALITY AS line(text, n)
                         WHERE l.bundle_id = %(bundle)s AND l.state = 'taken'
                           AND NOT EXISTS (
                               SELECT 1 FROM iot_box_log o
+                               CROSS JOIN LATERAL unnest(string_to_array(o.message, E'\n')) AS old(text)
                                WHERE o.box_id = l.box_id AND o.levelno >= 40 AND o.date < l.taken_date
-                                 AND regexp_replace(o.message, %(prefix)s, '')
-                                     = regexp_replace(g.message, %(prefix)s, ''))
+                                 AND regexp_replace(old.text, %(prefix)s, '')
+                                     = regexp_replace(line.text, %(prefix)s, ''))
                    ), firsts AS (
                        SELECT line_id, min(date) AS failed,
                               string_agg(message, E'\n' ORDER BY n) AS lines,

@@ -13,6 +13,7 @@ from freezegun import freeze_time
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import BaseCase, Form, new_test_user, tagged
 
+from odoo.addons.iot_update.models.iot_box_errors import ERROR_STARTS_DELAY, error_starts
 from odoo.addons.iot_update.models.iot_box_liveness import BOXES_CHANGED
 from odoo.addons.iot_update.tools.box_log import (
     MAX_MESSAGE_CHARS,
@@ -104,16 +105,52 @@ class TestBoxLog(IotCase):
         self.env["ir.config_parameter"].set_param("iot_update.box_log_level", "nonsense")
         self.assertEqual(self.receive(*lines)[1], 4, "a mistyped level is the default, WARNING")
 
+    def entries(self, box=None):
+        """The box's entries, newest first: (level, levelno, message, line_count)."""
+        return [
+            (entry.level, entry.levelno, entry.message, entry.line_count)
+            for entry in self.Log.search([("box_id", "=", (box or self.box_).id)])
+        ]
+
+    def line_count(self, box=None):
+        return sum(entry[3] for entry in self.entries(box))
+
+    def test_consecutive_lines_at_one_level_are_one_entry(self):
+        self.receive((30, "w1"), (30, "w2"), (40, "e1"), (40, "e2\n  traceback"), (30, "w3"), (35, "c"), (30, "w4"))
+        self.assertEqual(
+            self.entries(),
+            [
+                ("warning", 30, "w4", 1),
+                ("warning", 35, "c", 1),
+                ("warning", 30, "w3", 1),
+                ("error", 40, "e1\ne2\n  traceback", 2),
+                ("warning", 30, "w1\nw2", 2),
+            ],
+        )
+        self.receive((30, "w5"))
+        self.assertEqual(self.entries()[0], ("warning", 30, "w5", 1), "batches are never merged")
+
     def test_count_bound_is_per_box_and_keeps_the_newest(self):
         self.check_in(identifier="aa:bb:cc:dd:ee:02")
         other = self.box("aa:bb:cc:dd:ee:02")
         self.receive(*[(30, f"other {i}") for i in range(5)], key=other.identifier)
         self.env["ir.config_parameter"].set_param("iot_update.box_log_max_lines", "10")
+        # Warnings and errors in turn: one entry per line.
         for start in range(0, 30, 6):
-            self.receive(*[(30, f"line {i}") for i in range(start, start + 6)])
+            self.receive(*[(30 + 10 * (i % 2), f"line {i}") for i in range(start, start + 6)])
         self.assertEqual(self.messages(), [f"line {i}" for i in range(29, 19, -1)], "newest first")
-        self.assertEqual(len(self.messages(other)), 5)
+        self.assertEqual(self.line_count(other), 5)
         self.assertEqual(self.box_.log_ids.mapped("message")[0], "line 29")
+
+    def test_count_bound_keeps_whole_entries(self):
+        self.env["ir.config_parameter"].set_param("iot_update.box_log_max_lines", "10")
+        self.receive(*[(30, f"a{i}") for i in range(6)])
+        self.receive(*[(30, f"b{i}") for i in range(3)])
+        self.assertEqual(self.line_count(), 9)
+        # 9 + 4 lines: the oldest entry (6 lines) goes whole, the batch of 3 stays.
+        self.receive(*[(40, f"c{i}") for i in range(4)])
+        self.assertEqual([entry[2] for entry in self.entries()], ["c0\nc1\nc2\nc3", "b0\nb1\nb2"])
+        self.assertEqual(self.line_count(), 7)
 
     def test_count_bound_is_one_insert_and_one_delete(self):
         with freeze_time(T0) as frozen:
@@ -123,22 +160,25 @@ class TestBoxLog(IotCase):
             self.env.invalidate_all()
             # find the box; the INSERT and the DELETE (one round trip); the UPDATE of its error date
             with self.assertQueryCount(3):
-                self.receive(*[(40, f"e{i}") for i in range(50)])
+                self.receive(*[(40 + i % 2, f"e{i}") for i in range(50)])
             self.env.invalidate_all()
             # Errors again within the minute: the box was read with its error date, nothing to update.
             with self.assertQueryCount(2):
                 self.receive(*[(40, f"f{i}") for i in range(50)])
-        self.assertEqual(len(self.messages()), 101)
+        self.assertEqual(len(self.messages()), 1 + 50 + 1)
+        self.assertEqual(self.line_count(), 101)
 
     def test_a_batch_longer_than_the_bound_keeps_its_newest_lines(self):
         self.env["ir.config_parameter"].set_param("iot_update.box_log_max_lines", "10")
         self.receive(*[(30, f"old {i}") for i in range(4)])
-        self.receive(*[(30, f"line {i}") for i in range(12)])
+        self.receive(*[(30 + 10 * (i % 2), f"line {i}") for i in range(12)])
         self.assertEqual(self.messages(), [f"line {i}" for i in range(11, 1, -1)])
-        self.receive(*[(30, f"new {i}") for i in range(3)])
+        self.receive(*[(30 + 10 * (i % 2), f"new {i}") for i in range(3)])
         self.assertEqual(
             self.messages(), [f"new {i}" for i in range(2, -1, -1)] + [f"line {i}" for i in range(11, 4, -1)]
         )
+        self.receive(*[(30, f"same level {i}") for i in range(12)])
+        self.assertEqual(self.entries(), [("warning", 30, "\n".join(f"same level {i}" for i in range(2, 12)), 10)])
 
     def test_days_bound(self):
         with freeze_time(T0) as frozen:
@@ -195,23 +235,51 @@ class TestBoxLog(IotCase):
             self.receive((50, "after a quiet day"))
             self.assertEqual(hook.call_count, 2)
 
-    def test_open_dashboards_are_told_when_a_box_starts_reporting_errors(self):
+    def test_open_dashboards_are_told_when_boxes_start_reporting_errors(self):
+        # The send opens a cursor of its own: in test mode, the test's.
+        self.registry.enter_test_mode(self.env.cr)
+        self.addCleanup(self.registry.leave_test_mode)
+        scheduled = []
+        self.patch(error_starts, "schedule", lambda delay, function: scheduled.append((delay, function)))
+        self.addCleanup(error_starts.flush, self.env.cr.dbname)
+
+        def committed():
+            """What the batch's commit does: its post-commit hooks."""
+            self.env.cr.postcommit.run()
+
         def notifications():
-            self.env.cr.precommit.run()
             self.env.cr.execute("SELECT message FROM bus_bus WHERE message::jsonb->>'type' = %s", [BOXES_CHANGED])
             return [json.loads(row[0])["payload"] for row in self.env.cr.fetchall()]
 
+        others = self.Box
+        for index in range(30):
+            identifier = f"aa:bb:cc:dd:ef:{index:02x}"
+            self.check_in(identifier=identifier)
+            others |= self.box(identifier)
         with freeze_time(T0) as frozen:
             self.receive((30, "a warning"))
-            self.assertEqual(notifications(), [], "a warning changes no status")
+            committed()
+            self.assertEqual(scheduled, [], "a warning changes no status")
             self.receive((40, "an error"))
-            self.assertEqual(notifications(), [{"count": 1, "ids": [self.box_.id]}])
+            self.assertEqual(scheduled, [], "nothing before the batch is committed")
+            committed()
+            # 30 more boxes start reporting errors within the second: one notification.
+            for box in others:
+                self.receive((40, "an error"), key=box.identifier)
+                committed()
+            self.assertEqual([delay for delay, __ in scheduled], [ERROR_STARTS_DELAY])
+            self.assertEqual(notifications(), [])
+            scheduled.pop()[1]()
+            self.assertEqual(notifications(), [{"count": 31, "ids": sorted((self.box_ | others).ids)}])
             frozen.tick(timedelta(hours=1))
             self.receive((40, "still failing"))
-            self.assertEqual(len(notifications()), 1, "already reporting errors: nothing changed")
+            committed()
+            self.assertEqual(scheduled, [], "already reporting errors: nothing changed")
             frozen.tick(timedelta(hours=25))
             self.receive((40, "failing again after a quiet day"))
-            self.assertEqual(len(notifications()), 2)
+            committed()
+            scheduled.pop()[1]()
+            self.assertEqual(notifications()[-1], {"count": 1, "ids": [self.box_.id]})
 
     def test_error_date_written_once_a_minute(self):
         with freeze_time(T0) as frozen:

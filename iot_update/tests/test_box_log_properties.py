@@ -20,7 +20,8 @@ by the parser under test:
 import logging
 import math
 import time
-from itertools import count
+from itertools import count, groupby
+from operator import itemgetter
 
 from odoo.addons.iot_update.controllers.iot_update import box_log_refusals
 
@@ -137,8 +138,13 @@ class TestBoxLogProperties(PropertyCaseMixin, IotHttpCase):
             return
         box = self.boxes[key]
         kept = [(levelno, expected_text(message)) for levelno, message in lines if levelno >= WARNING]
-        self.env.cr.execute("SELECT levelno, message FROM iot_box_log WHERE id > %s ORDER BY id", [before[1]])
-        self.assertEqual([tuple(row) for row in self.env.cr.fetchall()], kept)
+        # One entry per run of consecutive lines at the same level number.
+        runs = [(levelno, [text for __, text in run]) for levelno, run in groupby(kept, key=itemgetter(0))]
+        entries = [(levelno, "\n".join(texts), len(texts)) for levelno, texts in runs]
+        self.env.cr.execute(
+            "SELECT levelno, message, line_count FROM iot_box_log WHERE id > %s ORDER BY id", [before[1]]
+        )
+        self.assertEqual([tuple(row) for row in self.env.cr.fetchall()], entries)
         self.env.cr.execute("SELECT box_id FROM iot_box_log WHERE id > %s", [before[1]])
         self.assertEqual({row[0] for row in self.env.cr.fetchall()}, {box.id} if kept else set())
         if any(levelno >= ERROR for levelno, __ in kept):

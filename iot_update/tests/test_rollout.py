@@ -95,10 +95,12 @@ class RolloutSteps(HandlersFolderMixin):
         self.check_in(identifier=box.identifier, version=LINUX_VERSION, devices=self.devices(*kinds))
         return digest
 
-    def log(self, box, message, remote_addr="127.0.0.1"):
-        """A batch of the box's log (POST /iot/log) with one ERROR line."""
-        line = BOX_LINE.format(date=fields.Datetime.now(), message=message)
-        body = f"mac {box.identifier}<log/>\n40,{line}<log/>\n".encode()
+    def log(self, box, *messages, remote_addr="127.0.0.1"):
+        """A batch of the box's log (POST /iot/log) with an ERROR line per message."""
+        lines = "".join(
+            f"40,{BOX_LINE.format(date=fields.Datetime.now(), message=message)}<log/>\n" for message in messages
+        )
+        body = f"mac {box.identifier}<log/>\n{lines}".encode()
         return self.env["iot.box.log"]._receive(read_log_batch(body), remote_addr)
 
     # The server --------------------------------------------------------
@@ -327,10 +329,32 @@ class TestRolloutHealth(RolloutCase):
         self.assertEqual(self.bundle.rollout_state, "halted")
         self.assertIn("Box log (lines from 127.0.0.1", self.bundle.rollout_halt_reason)
 
+    def test_error_lines_are_compared_one_by_one_whatever_their_batches(self):
+        # Before the download: two known errors in one batch (one entry of the box log).
+        self.log(self.canary, "Unable to load file: MissingLibraryDriver.py", "No module named 'usb'")
+        with freeze_time(fields.Datetime.now() + timedelta(seconds=5)):
+            self.restart(self.canary, "printer", "scale")
+            self.log(self.canary, "No module named 'usb'")  # one of them alone: not news
+        self.evaluate(timedelta(minutes=10))
+        self.assertEqual(self.line(self.bundle, self.canary).state, "taken")
+        with freeze_time(fields.Datetime.now() + timedelta(minutes=11)):
+            # A new error between two known ones, in one batch.
+            self.log(
+                self.canary,
+                "Unable to load file: MissingLibraryDriver.py",
+                "Unable to load file: PrinterDriver_L.py",
+                "No module named 'usb'",
+            )
+        self.evaluate(timedelta(minutes=12), halts=True)
+        line = self.line(self.bundle, self.canary)
+        self.assertEqual(line.state, "errors")
+        self.assertEqual(len(line.error_lines.splitlines()), 1, line.error_lines)
+        self.assertIn("Unable to load file: PrinterDriver_L.py", line.error_lines)
+
     def test_lines_from_another_address_cannot_halt_a_roll_out(self):
         self.restart(self.canary, "printer", "scale")
         with freeze_time(fields.Datetime.now() + timedelta(seconds=5)):
-            box, refused = self.log(self.canary, "Unable to load file: PrinterDriver_L.py", "203.0.113.9")
+            box, refused = self.log(self.canary, "Unable to load file: PrinterDriver_L.py", remote_addr="203.0.113.9")
         self.assertFalse(box)
         self.assertEqual(refused, "not from the box's address")
         self.evaluate(timedelta(minutes=10))
