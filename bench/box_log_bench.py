@@ -139,9 +139,10 @@ def database_pids(options, db):
     return pids
 
 
-def measure(url, macs, requests_per_round, rounds, cpu_pids=()):
+def measure(url, macs, requests_per_round, rounds, cpu_pids=list):
     """Per route: the latencies seen by the client, and the CPU seconds the
-    server and the database used per request (``cpu_pids``, read around each
+    server and the database used per request (the processes ``cpu_pids()``
+    names after the warm-up, read around each
     route's turn; empty where /proc shows none of them)."""
     routes = {
         "(a) /iot/log, 50 lines kept": (
@@ -169,7 +170,7 @@ def measure(url, macs, requests_per_round, rounds, cpu_pids=()):
     for path, bodies, headers, chunked in routes.values():  # warm-up
         for number in range(10):
             timed(session, url + path, bodies[number % len(bodies)], headers, chunked)
-    pids = list(cpu_pids() if callable(cpu_pids) else cpu_pids)
+    pids = cpu_pids()
     # Each box's first batch with errors in 24 hours also writes its error
     # date and tells the open dashboards (once a day per box): timed apart,
     # so that (a) is the batch of a box already reporting errors.
@@ -187,6 +188,24 @@ def measure(url, macs, requests_per_round, rounds, cpu_pids=()):
     if pids:
         return latencies, {label: seconds / max(len(latencies[label]), 1) for label, seconds in cpu.items()}
     return latencies, None
+
+
+def kept(options, db):
+    """``(lines, entries, boxes, most lines per box, table bytes, per-box bound)`` of the box log."""
+    connection = pg_connect(options, db)
+    with connection.cursor() as cr:
+        cr.execute("SELECT coalesce(sum(line_count), 0), count(*), count(DISTINCT box_id) FROM iot_box_log")
+        lines, entries, boxes = cr.fetchone()
+        cr.execute(
+            "SELECT coalesce(max(n), 0) FROM (SELECT sum(line_count) AS n FROM iot_box_log GROUP BY box_id) per_box"
+        )
+        per_box = cr.fetchone()[0]
+        cr.execute("SELECT pg_total_relation_size('iot_box_log')")
+        size = cr.fetchone()[0]
+        cr.execute("SELECT value FROM ir_config_parameter WHERE key = 'iot_update.box_log_max_lines'")
+        bound = int((cr.fetchone() or ["200"])[0])
+    connection.close()
+    return lines, entries, boxes, per_box, size, bound
 
 
 def percentile(values, fraction):
@@ -242,18 +261,7 @@ def main(argv=None):
         )
     finally:
         stop_server(server)
-    connection = pg_connect(options, args.db)
-    with connection.cursor() as cr:
-        cr.execute("SELECT coalesce(sum(line_count), 0), count(*), count(DISTINCT box_id) FROM iot_box_log")
-        rows, entries, boxes = cr.fetchone()
-        cr.execute(
-            "SELECT coalesce(max(lines), 0)"
-            " FROM (SELECT sum(line_count) AS lines FROM iot_box_log GROUP BY box_id) per_box"
-        )
-        per_box = cr.fetchone()[0]
-        cr.execute("SELECT pg_total_relation_size('iot_box_log')")
-        size = cr.fetchone()[0]
-    connection.close()
+    rows, entries, boxes, per_box, size, __ = kept(options, args.db)
     with docs_table.capture() as out:
         print_table(latencies, cpu)
         print(

@@ -41,13 +41,12 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import docs_table
-from box_log_bench import VERSION_INFO_BODY, batch_body, chunks, install, percentile
+from box_log_bench import VERSION_INFO_BODY, batch_body, chunks, install, kept, percentile
 from handlers_bench import (
     CONFIG,
     LOG,
     drop_database,
     free_port,
-    pg_connect,
     read_config,
     register_boxes,
     say,
@@ -100,24 +99,6 @@ def summary(label, results):
         f"{percentile(latencies, 0.99) * 1000:.0f}",
         f"{statistics.mean(latencies) * 1000:.0f}",
     ]
-
-
-def kept(options, db):
-    """``(lines, entries, boxes, most lines per box, table bytes, per-box bound)`` of the box log."""
-    connection = pg_connect(options, db)
-    with connection.cursor() as cr:
-        cr.execute("SELECT coalesce(sum(line_count), 0), count(*), count(DISTINCT box_id) FROM iot_box_log")
-        lines, entries, boxes = cr.fetchone()
-        cr.execute(
-            "SELECT coalesce(max(n), 0) FROM (SELECT sum(line_count) AS n FROM iot_box_log GROUP BY box_id) per_box"
-        )
-        per_box = cr.fetchone()[0]
-        cr.execute("SELECT pg_total_relation_size('iot_box_log')")
-        size = cr.fetchone()[0]
-        cr.execute("SELECT value FROM ir_config_parameter WHERE key = 'iot_update.box_log_max_lines'")
-        bound = int((cr.fetchone() or ["200"])[0])
-    connection.close()
-    return lines, entries, boxes, per_box, size, bound
 
 
 def report(args, baseline, batches, stats):

@@ -41,7 +41,3 @@ class Coalescer:
             ids = self._pending.pop(key, None)
         if ids:
             self.send(key, ids)
-
-    def pending(self, key):
-        with self._lock:
-            return frozenset(self._pending.get(key, ()))
