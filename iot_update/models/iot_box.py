@@ -39,6 +39,7 @@ FIND_FIELDS = [
     "last_contact",
     "last_seen_bus",
     "disconnected_since",
+    "checkin_remote_addr",
     "is_offline",
     "drivers_auto_update",
     "canary",
