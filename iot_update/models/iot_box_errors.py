@@ -120,3 +120,29 @@ class IotBox(models.Model):
     def _on_reporting_errors(self):
         """Hook called when ``self`` starts reporting errors (its first error
         line in 24 hours), in the transaction that recorded it."""
+
+    @api.model
+    def _cron_refresh_update_status(self):
+        """Also tell the open dashboards about the boxes whose "Reporting
+        errors" flag ended since the previous run (their last error line is
+        now 24 hours old): one range query on the index of the last error
+        date, nothing read per box that still reports errors or never did."""
+        result = super()._cron_refresh_update_status()
+        now = fields.Datetime.now()
+        # The previous run ended at ``lastcall`` (the cron's, in the context)
+        # and looked from its own start: a minute of overlap covers its
+        # duration; a box told twice only reloads the dashboard twice.
+        previous = self.env.context.get("lastcall") or now
+        ended_from = previous - timedelta(hours=REPORTING_ERRORS_HOURS, minutes=1)
+        self.flush_model(["last_error_date"])
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM iot_box WHERE last_error_date >= %s AND last_error_date < %s",
+                ended_from,
+                now - timedelta(hours=REPORTING_ERRORS_HOURS),
+            )
+        )
+        ended = [row[0] for row in self.env.cr.fetchall()]
+        if ended:
+            self._notify_boxes_changed(ended)
+        return result

@@ -288,6 +288,38 @@ class TestBoxLog(IotCase):
             scheduled.pop()[1]()
             self.assertEqual(notifications()[-1], {"count": 1, "ids": [self.box_.id]})
 
+    def test_open_dashboards_are_told_when_the_error_flag_ends(self):
+        self.env.cr.execute("SELECT coalesce(max(id), 0) FROM bus_bus")
+        before = self.env.cr.fetchone()[0]
+        last_errors = {
+            "ended since the last run": T0 - timedelta(hours=24, seconds=30),
+            "still reporting errors": T0 - timedelta(hours=23, minutes=59),
+            "ended before the last run": T0 - timedelta(hours=24, minutes=5),
+            "ended days ago": T0 - timedelta(days=3),
+        }
+        boxes = {}
+        with freeze_time(T0):
+            for index, (name, date) in enumerate(last_errors.items()):
+                identifier = f"aa:bb:cc:dd:ef:{index:02x}"
+                self.check_in(identifier=identifier)
+                boxes[name] = self.box(identifier)
+                boxes[name].last_error_date = date
+            self.assertEqual(
+                self.Box.search([("reporting_errors", "=", True)]) & self.Box.browse([b.id for b in boxes.values()]),
+                boxes["still reporting errors"],
+            )
+            self.Box.with_context(lastcall=T0 - timedelta(minutes=1))._cron_refresh_update_status()
+            self.env.flush_all()
+            self.env.cr.precommit.run()
+        self.env.cr.execute(
+            "SELECT message FROM bus_bus WHERE id > %s AND message::jsonb->>'type' = %s ORDER BY id",
+            [before, BOXES_CHANGED],
+        )
+        told = [json.loads(row[0])["payload"]["ids"] for row in self.env.cr.fetchall()]
+        self.assertEqual(len(told), 1, "one notification")
+        ours = {box.id: name for name, box in boxes.items()}
+        self.assertEqual([ours[box_id] for box_id in told[0] if box_id in ours], ["ended since the last run"])
+
     def test_error_date_written_once_a_minute(self):
         with freeze_time(T0) as frozen:
             self.receive((40, "e1"))
