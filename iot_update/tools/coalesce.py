@@ -2,6 +2,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """Changes noticed by many requests, handed on together."""
 
+import atexit
 import threading
 
 
@@ -17,14 +18,19 @@ class Coalescer:
     at most once per ``delay`` seconds: the first ``add`` of a key schedules
     the send ``delay`` later (with ``schedule(delay, function)``), and every
     ``add`` of that key until then joins it. A burst of 10,000 adds is one
-    send; an add after a send schedules the next one."""
+    send; an add after a send schedules the next one.
 
-    def __init__(self, delay, send, schedule=start_timer):
+    What is still collected when the process exits normally (a prefork
+    worker recycled, a server stopped) is sent then, through ``at_exit``:
+    the timer's daemon thread would not run."""
+
+    def __init__(self, delay, send, schedule=start_timer, at_exit=atexit.register):
         self.delay = delay
         self.send = send
         self.schedule = schedule
         self._lock = threading.Lock()
         self._pending = {}
+        at_exit(self.flush_all)
 
     def add(self, key, ids):
         with self._lock:
@@ -41,3 +47,10 @@ class Coalescer:
             ids = self._pending.pop(key, None)
         if ids:
             self.send(key, ids)
+
+    def flush_all(self):
+        """Send what every key collected."""
+        with self._lock:
+            keys = list(self._pending)
+        for key in keys:
+            self.flush(key)

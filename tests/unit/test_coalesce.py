@@ -1,6 +1,13 @@
 # Copyright 2026 iot_update contributors
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 from iot_update_tools.coalesce import Coalescer
+
+COALESCE = Path(__file__).resolve().parents[2] / "iot_update" / "tools" / "coalesce.py"
 
 
 class Recorder:
@@ -51,3 +58,34 @@ def test_a_flush_with_nothing_sends_nothing():
     coalescer = Coalescer(1.0, lambda key, ids: sent.append(ids), Recorder())
     coalescer.flush("db")
     assert sent == []
+
+
+def test_what_is_collected_at_exit_is_sent_once():
+    sent = []
+    clock = Recorder()
+    exits = []
+    coalescer = Coalescer(1.0, lambda key, ids: sent.append((key, sorted(ids))), clock, exits.append)
+    coalescer.add("one", [1, 2])
+    coalescer.add("two", [3])
+    assert len(exits) == 1 and sent == []
+    exits[0]()
+    assert sorted(sent) == [("one", [1, 2]), ("two", [3])]
+    clock.run_due()
+    assert len(sent) == 2, "the timers find nothing left"
+
+
+def test_a_process_exiting_within_the_delay_still_sends():
+    # A real process, its real timer an hour away: the exit sends.
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, sys
+        spec = importlib.util.spec_from_file_location("coalesce", {str(COALESCE)!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        coalescer = module.Coalescer(3600, lambda key, ids: print(key, sorted(ids), flush=True))
+        coalescer.add("db", [2, 1])
+        sys.exit(0)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "db [1, 2]\n", "")
