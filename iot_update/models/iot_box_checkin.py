@@ -111,22 +111,18 @@ class IotBox(models.Model):
         Returns ``(id, active, checkin_remote_addr, bus_remote_addr,
         last_error_date, name)``, or None when no box has that key.
         """
-        self.env.cr.execute(self._find_log_box_query(key))
-        return self.env.cr.fetchone()
-
-    @api.model
-    def _find_log_box_query(self, key):
-        """The query of ``_find_log_box`` (``POST /iot/log`` runs it alone, or
-        as the first part of the statement that keeps a batch's lines)."""
         self.flush_model(["identifier", "mac", "active", "checkin_remote_addr", "bus_remote_addr", "last_error_date"])
-        return SQL(
-            """SELECT id, active, checkin_remote_addr, bus_remote_addr, last_error_date, name
-                 FROM iot_box
-                WHERE identifier = %(key)s OR mac = %(key)s
-             ORDER BY identifier = %(key)s DESC, id
-                LIMIT 1""",
-            key=key,
+        self.env.cr.execute(
+            SQL(
+                """SELECT id, active, checkin_remote_addr, bus_remote_addr, last_error_date, name
+                     FROM iot_box
+                    WHERE identifier = %(key)s OR mac = %(key)s
+                 ORDER BY identifier = %(key)s DESC, id
+                    LIMIT 1""",
+                key=key,
+            )
         )
+        return self.env.cr.fetchone()
 
     @api.model
     def _iot_setup(self, request, remote_addr=None):

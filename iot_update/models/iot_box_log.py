@@ -126,22 +126,14 @@ class IotBoxLog(models.Model):
         that box's address (its last check-in or its bus connection).
 
         Returns ``(box, kept)``: the box and the number of lines kept, or an
-        empty box and the reason of the refusal. A batch with lines to keep
-        costs one round trip to PostgreSQL before its commit (``_insert_lines``:
-        the box found, checked and its lines kept by one statement); one with
-        none, the query that finds the box. A batch holding errors adds one
-        UPDATE of the box's last error date, at most once a minute per box.
+        empty box and the reason of the refusal. One query finds the box; an
+        accepted batch costs one more round trip to PostgreSQL (its commit
+        not waiting for the disk, the INSERT and the DELETE bounding the
+        box's lines) and, when it holds errors, one UPDATE of the box's last
+        error date, at most once a minute per box.
         """
         Box = self.env["iot.box"].sudo()
-        settings = self._get_log_settings()
-        threshold = LEVEL_NUMBERS[settings["box_log_level"]]
-        lines = [(levelno, message) for levelno, message in batch.lines if levelno >= threshold]
-        now = fields.Datetime.now()
-        if lines:
-            found = self._insert_lines(batch.key, lines, now, remote_addr, settings["box_log_max_lines"])
-        else:
-            found = Box._find_log_box(batch.key)
-        # The statement kept the lines on the same conditions as these.
+        found = Box._find_log_box(batch.key)
         if not found:
             return Box, "unknown box"
         box_id, active, checkin_addr, bus_addr, error_date, name = found
@@ -150,11 +142,13 @@ class IotBoxLog(models.Model):
         box = Box.browse(box_id)
         if not remote_addr or remote_addr not in (checkin_addr, bus_addr):
             return Box, "not from the box's address"
+        settings = self._get_log_settings()
+        threshold = LEVEL_NUMBERS[settings["box_log_level"]]
+        lines = [(levelno, message) for levelno, message in batch.lines if levelno >= threshold]
         if not lines:
             return box, 0
-        # The box's lines in this transaction's cache, if any were read: the
-        # field alone (its inverse, each entry's box, is right as it is).
-        self.env.cache.invalidate([(box._fields["log_ids"], box._ids)])
+        now = fields.Datetime.now()
+        self._insert_lines(box, lines, now, remote_addr, settings["box_log_max_lines"])
         if max(levelno for levelno, __ in lines) >= LEVEL_NUMBERS["error"]:
             box._record_error_date(now, error_date)
         if settings["box_log_forward"]:
@@ -162,72 +156,71 @@ class IotBoxLog(models.Model):
                 _forward_logger.log(levelno, "IoT box %s: %s", name, message)
         return box, len(lines)
 
-    @api.model
-    def _insert_lines(self, key, lines, now, remote_addr, max_lines):
-        """Find the box named ``key`` as ``iot.box._find_log_box`` finds it
-        and return what that returns; when the box is active and
-        ``remote_addr`` is its check-in or bus address, keep ``lines`` and no
-        more than the newest ``max_lines`` lines of the box. One round trip
-        to PostgreSQL: the transaction's commit is made not to wait for the
-        disk (a box's log is best effort: the box itself drops lines when the
-        server is slow; a crash of the database server may lose the last
-        moments of lines, never corrupt anything), then one statement finds
-        the box, INSERTs the entries (one per run of consecutive lines at the
-        same level number, in the box's order) and DELETEs the box's older
-        entries beyond the bound.
+    def _insert_lines(self, box, lines, now, remote_addr, max_lines):
+        """Keep ``lines`` and no more than the newest ``max_lines`` lines of
+        the box, in one round trip to PostgreSQL: the transaction's commit is
+        made not to wait for the disk (a box's log is best effort: the box
+        itself drops lines when the server is slow; a crash of the database
+        server may lose the last moments of lines, never corrupt anything),
+        then one statement INSERTs the entries (one per run of consecutive
+        lines at the same level number) and DELETEs the box's older entries
+        beyond the bound (by the (box_id, id) index: that box only).
 
         The DELETE of a data-modifying WITH sees the table as it was before
         the INSERT: it keeps the newest older entries whose lines, with the
         batch's, are at most ``max_lines`` (an entry that would cross the
         bound goes whole), and a batch longer than the bound is cut to its
         newest lines first. The entry the bound starts at is the first past
-        it in the box's ``(box_id, id)`` index read backwards, which stops
-        there: the box's older entries, and the dead rows of those deleted
-        before, are not read (ordering the outer query again would make
-        PostgreSQL read and sort all of them). Any entry past the bound would
-        do to delete only entries past it; the first makes the bound exact.
+        it in the box's ``(box_id, id)`` index read backwards, a scan that
+        stops there: neither the box's older entries nor the dead rows of
+        those deleted before are read, where a bitmap scan and a sort of the
+        box's whole range (what ordering the outer query again makes
+        PostgreSQL choose) read them all. Whatever entry past the bound came
+        first, only entries past the bound would be deleted; the first makes
+        the bound exact.
         """
         lines = lines[-max_lines:]
         entries = [(levelno, [message for __, message in run]) for levelno, run in groupby(lines, key=itemgetter(0))]
         self.env.cr.execute(
             SQL(
                 """SET LOCAL synchronous_commit TO OFF;
-                   WITH box AS (%(find)s),
-                   accepted AS (
-                       SELECT id FROM box WHERE active AND %(addr)s IN (checkin_remote_addr, bus_remote_addr)
-                   ),
-                   inserted AS (
+                   WITH inserted AS (
                        INSERT INTO iot_box_log (box_id, date, level, levelno, message, line_count, remote_addr)
-                       SELECT accepted.id, %(now)s, entry.level, entry.levelno, entry.message, entry.line_count,
-                              %(addr)s
-                         FROM accepted,
-                              unnest(%(levels)s::varchar[], %(levelnos)s::int[], %(messages)s::text[],
-                                     %(counts)s::int[]) WITH ORDINALITY AS entry(level, levelno, message, line_count, n)
-                     ORDER BY entry.n
-                   ),
-                   trimmed AS (
-                       DELETE FROM iot_box_log
-                        WHERE box_id = (SELECT id FROM accepted)
-                          AND id <= (SELECT id
-                                       FROM (SELECT id, sum(line_count) OVER (ORDER BY box_id DESC, id DESC) AS lines
-                                               FROM iot_box_log
-                                              WHERE box_id = (SELECT id FROM accepted)
-                                           ORDER BY box_id DESC, id DESC) older
-                                      WHERE lines > %(keep)s
-                                      LIMIT 1)
+                       SELECT %(box)s, %(now)s, entry.level, entry.levelno, entry.message, entry.line_count, %(addr)s
+                         FROM unnest(%(levels)s::varchar[], %(levelnos)s::int[], %(messages)s::text[],
+                                     %(counts)s::int[]) AS entry(level, levelno, message, line_count)
                    )
-                   SELECT id, active, checkin_remote_addr, bus_remote_addr, last_error_date, name FROM box""",
-                find=self.env["iot.box"]._find_log_box_query(key),
+                   DELETE FROM iot_box_log WHERE box_id = %(box)s AND id <= (%(bound)s)""",
+                box=box.id,
+                bound=self._bound_query(box.id, max_lines - len(lines)),
                 now=now,
-                addr=remote_addr or None,
+                addr=remote_addr,
                 levels=[level_of(levelno) for levelno, __ in entries],
                 levelnos=[levelno for levelno, __ in entries],
                 messages=["\n".join(messages) for __, messages in entries],
                 counts=[len(messages) for __, messages in entries],
-                keep=max_lines - len(lines),
             )
         )
-        return self.env.cr.fetchone()
+        # The box's lines in this transaction's cache, if any were read: the
+        # field alone (its inverse, each entry's box, is right as it is).
+        self.env.cache.invalidate([(box._fields["log_ids"], box._ids)])
+
+    @api.model
+    def _bound_query(self, box_id, keep):
+        """The id of the box's newest entry past its ``keep`` newest lines
+        (none when it has no more), read from the ``(box_id, id)`` index
+        backwards up to that entry (see ``_insert_lines``)."""
+        return SQL(
+            """SELECT id
+                 FROM (SELECT id, sum(line_count) OVER (ORDER BY box_id DESC, id DESC) AS lines
+                         FROM iot_box_log
+                        WHERE box_id = %(box)s
+                     ORDER BY box_id DESC, id DESC) older
+                WHERE lines > %(keep)s
+                LIMIT 1""",
+            box=box_id,
+            keep=keep,
+        )
 
     # ------------------------------------------------------------------
     # Purge

@@ -12,6 +12,7 @@ from freezegun import freeze_time
 
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import BaseCase, Form, new_test_user, tagged
+from odoo.tools import SQL
 
 from odoo.addons.iot_update.models.iot_box_errors import ERROR_STARTS_DELAY, error_starts
 from odoo.addons.iot_update.models.iot_box_liveness import BOXES_CHANGED
@@ -167,6 +168,28 @@ class TestBoxLog(IotCase):
                 self.receive(*[(40, f"f{i}") for i in range(50)])
         self.assertEqual(len(self.messages()), 1 + 50 + 1)
         self.assertEqual(self.line_count(), 101)
+
+    def test_count_bound_reads_the_box_newest_entries_only(self):
+        """A box posting batches all day leaves dead entries below its bound
+        (deleted, not yet vacuumed): finding the bound reads the box's entries
+        newest first from an index and stops at it, whatever lies below."""
+        self.check_in(identifier="aa:bb:cc:dd:ee:02")
+        self.receive(*[(30 + 10 * (i % 2), f"other {i}") for i in range(50)], key="aa:bb:cc:dd:ee:02")
+        # Warnings and errors in turn: one entry per line, 1,500 entries of which 1,300 deleted.
+        for index in range(30):
+            self.receive(*[(30 + 10 * (i % 2), f"batch {index} line {i}") for i in range(50)])
+        self.assertEqual(self.line_count(), 200)
+        self.env.cr.execute("ANALYZE iot_box_log")
+        bound = self.Log._bound_query(self.box_.id, 150)
+        self.env.cr.execute(SQL("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) %s", bound))
+        plan = "\n".join(row[0] for row in self.env.cr.fetchall())
+        self.assertNotIn("Sort", plan)
+        self.assertNotIn("Bitmap", plan)
+        # The 151st entry is the first past the bound: the scan ends with the
+        # next one (the running sum reads one row ahead).
+        self.assertRegex(plan, r"Index Scan Backward using \w+ on iot_box_log \(actual rows=152 loops=1\)")
+        self.env.cr.execute(bound)
+        self.assertEqual(self.env.cr.fetchone()[0], self.Log.search([("box_id", "=", self.box_.id)])[150].id)
 
     def test_a_batch_longer_than_the_bound_keeps_its_newest_lines(self):
         self.env["ir.config_parameter"].set_param("iot_update.box_log_max_lines", "10")
