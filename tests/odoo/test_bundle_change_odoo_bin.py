@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import psycopg2
+from test_prefork import run_sql
 
 import odoo
 from odoo.sql_db import connection_info_for
@@ -73,13 +74,7 @@ class TestInstallThroughOdooBin(BaseCase):
         self.assertEqual((result.returncode, noise), (0, []), result.stderr[-3000:])
 
     def query(self, sql, params=()):
-        connection = self.connect(self.db)
-        try:
-            with connection, connection.cursor() as cr:
-                cr.execute(sql, params)
-                return cr.fetchall() if cr.description else None
-        finally:
-            connection.close()
+        return run_sql(self.db, sql, params)
 
     def digests(self):
         return dict(self.query("SELECT key, value FROM ir_config_parameter WHERE key IN %s", [DIGEST_KEYS]))

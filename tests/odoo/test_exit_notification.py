@@ -15,10 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg2
+from test_prefork import run_sql
 
 import odoo
-from odoo.sql_db import connection_info_for
 from odoo.tests import BaseCase, tagged
 from odoo.tools import config
 
@@ -35,14 +34,7 @@ error_starts.add(env.cr.dbname, {ids!r})
 @tagged("post_install", "-at_install")
 class TestNotificationAtExit(BaseCase):
     def query(self, sql, params=()):
-        __, info = connection_info_for(config["db_name"])
-        connection = psycopg2.connect(**info)
-        try:
-            with connection, connection.cursor() as cr:
-                cr.execute(sql, params)
-                return cr.fetchall() if cr.description else None
-        finally:
-            connection.close()
+        return run_sql(config["db_name"], sql, params)
 
     def test_boxes_collected_when_the_process_exits_are_sent(self):
         # Ids no box has: this test's notification among any other.

@@ -81,6 +81,17 @@ def connect(dbname):
     )
 
 
+def run_sql(dbname, query, params=None):
+    """Run ``query`` in a transaction of its own on ``dbname``; its rows, if it returns any."""
+    connection = connect(dbname)
+    try:
+        with connection, connection.cursor() as cr:
+            cr.execute(query, params)
+            return cr.fetchall() if cr.description else None
+    finally:
+        connection.close()
+
+
 def database_exists(dbname):
     connection = connect("postgres")
     try:
@@ -150,13 +161,7 @@ class TestPreforkServer(BaseCase):
 
     @classmethod
     def sql(cls, query, params=None):
-        connection = connect(cls.db)
-        try:
-            with connection, connection.cursor() as cr:
-                cr.execute(query, params)
-                return cr.fetchall() if cr.description else None
-        finally:
-            connection.close()
+        return run_sql(cls.db, query, params)
 
     @classmethod
     def start_server(cls):

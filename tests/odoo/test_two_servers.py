@@ -45,7 +45,7 @@ from types import SimpleNamespace
 import requests
 import urllib3
 import websocket
-from test_prefork import PAIRING, connect, free_port, log_problems
+from test_prefork import PAIRING, connect, free_port, log_problems, run_sql
 
 import odoo
 from odoo.tests import BaseCase, tagged
@@ -244,13 +244,7 @@ class TestTwoServers(BaseCase):
 
     @classmethod
     def sql(cls, query, params=None):
-        connection = connect(cls.db)
-        try:
-            with connection, connection.cursor() as cr:
-                cr.execute(query, params)
-                return cr.fetchall() if cr.description else None
-        finally:
-            connection.close()
+        return run_sql(cls.db, query, params)
 
     def setUp(self):
         super().setUp()
