@@ -331,7 +331,10 @@ class TestBoxLog(IotCase):
                 self.Box.search([("reporting_errors", "=", True)]) & self.Box.browse([b.id for b in boxes.values()]),
                 boxes["still reporting errors"],
             )
-            self.Box.with_context(lastcall=T0 - timedelta(minutes=1))._cron_refresh_update_status()
+            # The scheduled action as the cron worker runs it: its last call in the context.
+            cron = self.env.ref("iot_update.ir_cron_refresh_update_status")
+            cron.lastcall = T0 - timedelta(minutes=1)
+            cron.method_direct_trigger()
             self.env.flush_all()
             self.env.cr.precommit.run()
         self.env.cr.execute(
