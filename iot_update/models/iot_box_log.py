@@ -201,9 +201,7 @@ class IotBoxLog(models.Model):
                 counts=[len(messages) for __, messages in entries],
             )
         )
-        # The box's lines in this transaction's cache, if any were read: the
-        # field alone (its inverse, each entry's box, is right as it is).
-        self.env.cache.invalidate([(box._fields["log_ids"], box._ids)])
+        box.invalidate_recordset(["log_ids"], flush=False)
 
     @api.model
     def _bound_query(self, box_id, keep):
