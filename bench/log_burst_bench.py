@@ -41,7 +41,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import docs_table
-from box_log_bench import VERSION_INFO_BODY, batch_body, chunks, install, kept, percentile
+from box_log_bench import VERSION_INFO_BODY, WRITE_WAIT, batch_body, chunks, install, kept, percentile
 from handlers_bench import (
     CONFIG,
     LOG,
@@ -180,6 +180,8 @@ def main(argv=None):
             for mac in macs
         ]
         batches = burst(url, "/iot/log", bodies, {}, True, args.seconds)
+        # Each worker writes what it accepted within the second after.
+        time.sleep(WRITE_WAIT)
     finally:
         stop_server(server)
     report(args, baseline, batches, kept(options, args.db))

@@ -206,8 +206,8 @@ class IotUpdateController(http.Controller):
         except box_log_wire.BoxLogError as error:
             box_log_refusals.note(_logger, str(error), None, remote_addr)
             return _empty_ok()
-        # The lines kept do not wait for PostgreSQL to flush them to disk
-        # (iot.box.log._insert_lines), as for handlers deliveries.
+        # The lines kept are written with the others this process accepts
+        # within the second (iot.box.log._receive, box_lines).
         box, result = request.env["iot.box.log"].sudo()._receive(batch, remote_addr)
         if not box:
             box_log_refusals.note(_logger, result, batch.key, remote_addr)

@@ -100,7 +100,7 @@ class IotBox(models.Model):
         return Box._fetch_query(query, Box._determine_fields_to_fetch(FIND_FIELDS))
 
     @api.model
-    def _find_log_box(self, key):
+    def _find_log_box(self, key, remote_addr=None, entries=0):
         """What ``POST /iot/log`` needs of the box a batch naming ``key`` (a
         MAC address or a serial number) speaks for, found as ``_find_box``
         finds it (the box whose identifier is ``key``, else the oldest whose
@@ -108,18 +108,32 @@ class IotBox(models.Model):
         posts a batch every 0.5 s while it logs, and the generic search costs
         as much again as the query.
 
+        With ``entries``, the same query takes that many ids of the box log's
+        sequence for the batch's entries (``iot.box.log._reserve_ids_query``), when
+        the box is active and ``remote_addr`` is one of its addresses: a
+        refused batch takes none.
+
         Returns ``(id, active, checkin_remote_addr, bus_remote_addr,
-        last_error_date, name)``, or None when no box has that key.
+        last_error_date, name, entry_ids)`` (``entry_ids`` None when none were
+        taken), or None when no box has that key.
         """
         self.flush_model(["identifier", "mac", "active", "checkin_remote_addr", "bus_remote_addr", "last_error_date"])
+        Log = self.env["iot.box.log"]
         self.env.cr.execute(
             SQL(
-                """SELECT id, active, checkin_remote_addr, bus_remote_addr, last_error_date, name
-                     FROM iot_box
-                    WHERE identifier = %(key)s OR mac = %(key)s
-                 ORDER BY identifier = %(key)s DESC, id
-                    LIMIT 1""",
+                """%(reserve)s
+                   SELECT found.*,
+                          CASE WHEN found.active AND %(addr)s IN (found.checkin_remote_addr, found.bus_remote_addr)
+                               THEN %(ids)s END
+                     FROM (SELECT id, active, checkin_remote_addr, bus_remote_addr, last_error_date, name
+                             FROM iot_box
+                            WHERE identifier = %(key)s OR mac = %(key)s
+                         ORDER BY identifier = %(key)s DESC, id
+                            LIMIT 1) found""",
                 key=key,
+                addr=remote_addr,
+                reserve=Log._reserve_prefix() if entries else SQL(),
+                ids=Log._reserve_ids_query(entries) if entries else SQL("NULL::int[]"),
             )
         )
         return self.env.cr.fetchone()

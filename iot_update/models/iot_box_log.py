@@ -1,14 +1,19 @@
 # Copyright 2026 iot_update contributors
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import logging
+import threading
 from datetime import timedelta
 from itertools import groupby
 from operator import itemgetter
 
-from odoo import api, fields, models
+from psycopg2.extensions import TransactionRollbackError
+
+from odoo import SUPERUSER_ID, api, fields, models
+from odoo.modules.registry import Registry
 from odoo.tools import SQL, create_index, ormcache, str2bool
 
 from ..tools.box_log import LEVEL_NUMBERS, LEVELS, level_of
+from ..tools.coalesce import Coalescer
 from ..tools.settings import positive_int
 
 _logger = logging.getLogger(__name__)
@@ -27,6 +32,54 @@ DEFAULT_RETENTION_DAYS = 7
 #: minute, not two a second. The "reporting errors" flag may thus end up to a
 #: minute early.
 ERROR_DATE_THROTTLE_SECONDS = 60
+
+#: Seconds the entries of accepted batches are collected for, per server
+#: process, before they are written together (one transaction a second).
+LINES_DELAY = 1.0
+#: Characters of lines a server process holds at most before writing them: the
+#: batch that reaches it writes them at once (a fleet restarting, 2,000 boxes
+#: posting 100 batches a second, holds about 0.7 MiB a second).
+LINES_LIMIT_CHARS = 4 * 1024 * 1024
+#: Times the write of collected entries is tried (a deadlock with another
+#: server process's write is tried again).
+LINES_WRITE_TRIES = 3
+
+
+def _write_box_lines(dbname, rows):
+    """Write the entries ``rows`` collected for ``dbname`` (in a transaction
+    of their own, tried again when it deadlocks with another process's)."""
+    threading.current_thread().dbname = dbname
+    for attempt in range(1, LINES_WRITE_TRIES + 1):
+        try:
+            with Registry(dbname).cursor() as cr:
+                # Each statement sees what the other server processes
+                # committed before it: two processes writing entries of the
+                # same box both delete its oldest ones, where the second of
+                # two REPEATABLE READ transactions would fail.
+                cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                api.Environment(cr, SUPERUSER_ID, {})["iot.box.log"]._write_entries(rows)
+            return
+        except TransactionRollbackError:
+            if attempt == LINES_WRITE_TRIES:
+                _logger.warning("%s entries of IoT box logs not written", len(rows), exc_info=True)
+        except Exception:
+            _logger.warning("%s entries of IoT box logs not written", len(rows), exc_info=True)
+            return
+
+
+#: The entries of the batches a server process accepted in the last second,
+#: per database, in the order accepted: one INSERT a second for all its
+#: boxes' batches instead of a write transaction per batch. What is held when
+#: the process exits normally is written then; a process killed outright
+#: loses that second's lines (as a box drops its lines when the server is
+#: slow).
+box_lines = Coalescer(
+    LINES_DELAY,
+    _write_box_lines,
+    collect=list,
+    limit=LINES_LIMIT_CHARS,
+    weigh=lambda rows: sum(len(row[5]) for row in rows),
+)
 
 
 def level_param(value):
@@ -121,93 +174,122 @@ class IotBoxLog(models.Model):
 
     @api.model
     def _receive(self, batch, remote_addr):
-        """Keep the lines of ``batch`` (a ``BoxLogBatch``) that reach the
+        """Accept the lines of ``batch`` (a ``BoxLogBatch``) that reach the
         level setting, for the paired, active box it names, when it comes from
         that box's address (its last check-in or its bus connection).
 
         Returns ``(box, kept)``: the box and the number of lines kept, or an
-        empty box and the reason of the refusal. One query finds the box; an
-        accepted batch costs one more round trip to PostgreSQL (its commit
-        not waiting for the disk, the INSERT and the DELETE bounding the
-        box's lines) and, when it holds errors, one UPDATE of the box's last
-        error date, at most once a minute per box.
+        empty box and the reason of the refusal. One query finds the box and,
+        when the batch is accepted, takes the ids of its entries (in the order
+        batches arrive); a batch with errors costs one UPDATE of the box's
+        last error date, at most once a minute per box. Its entries are
+        written with the other batches this server process accepts within
+        the second (``box_lines``): the box is answered without waiting for
+        a write of its own.
         """
+        settings = self._get_log_settings()
+        threshold = LEVEL_NUMBERS[settings["box_log_level"]]
+        # A batch longer than the count bound keeps its newest lines.
+        lines = [(levelno, message) for levelno, message in batch.lines if levelno >= threshold]
+        lines = lines[-settings["box_log_max_lines"] :]
+        entries = [(levelno, [message for __, message in run]) for levelno, run in groupby(lines, key=itemgetter(0))]
         Box = self.env["iot.box"].sudo()
-        found = Box._find_log_box(batch.key)
+        found = Box._find_log_box(batch.key, remote_addr, len(entries))
         if not found:
             return Box, "unknown box"
-        box_id, active, checkin_addr, bus_addr, error_date, name = found
+        box_id, active, checkin_addr, bus_addr, error_date, name, ids = found
         if not active:
             return Box, "archived box"
         box = Box.browse(box_id)
         if not remote_addr or remote_addr not in (checkin_addr, bus_addr):
             return Box, "not from the box's address"
-        settings = self._get_log_settings()
-        threshold = LEVEL_NUMBERS[settings["box_log_level"]]
-        lines = [(levelno, message) for levelno, message in batch.lines if levelno >= threshold]
         if not lines:
             return box, 0
         now = fields.Datetime.now()
-        self._insert_lines(box, lines, now, remote_addr, settings["box_log_max_lines"])
         if max(levelno for levelno, __ in lines) >= LEVEL_NUMBERS["error"]:
             box._record_error_date(now, error_date)
         if settings["box_log_forward"]:
             for levelno, message in lines:
                 _forward_logger.log(levelno, "IoT box %s: %s", name, message)
+        # Last: what could fail and make Odoo run the request again is done
+        # (a batch collected twice would be written twice).
+        self.env.flush_all()
+        box_lines.add(
+            self.env.cr.dbname,
+            [
+                (entry_id, box_id, now, level_of(levelno), levelno, "\n".join(messages), len(messages), remote_addr)
+                for entry_id, (levelno, messages) in zip(ids, entries, strict=True)
+            ],
+        )
         return box, len(lines)
 
-    def _insert_lines(self, box, lines, now, remote_addr, max_lines):
-        """Keep ``lines`` and no more than the newest ``max_lines`` lines of
-        the box, in one round trip to PostgreSQL: the transaction's commit is
-        made not to wait for the disk (a box's log is best effort: the box
-        itself drops lines when the server is slow; a crash of the database
-        server may lose the last moments of lines, never corrupt anything),
-        then one statement INSERTs the entries (one per run of consecutive
-        lines at the same level number) and DELETEs the box's older entries
-        beyond the bound (by the (box_id, id) index: that box only).
+    @api.model
+    def _reserve_prefix(self):
+        """What precedes a query that takes ids (``_reserve_ids_query``):
+        taking ids from the sequence may log it, and the transaction's commit
+        then need not wait for the disk, as the entries' own write does not."""
+        return SQL("SET LOCAL synchronous_commit TO OFF;")
 
-        The DELETE of a data-modifying WITH sees the table as it was before
-        the INSERT: it keeps the newest older entries whose lines, with the
-        batch's, are at most ``max_lines`` (an entry that would cross the
-        bound goes whole), and a batch longer than the bound is cut to its
-        newest lines first. The entry the bound starts at is the first past
-        it in the box's ``(box_id, id)`` index read backwards, a scan that
-        stops there: neither the box's older entries nor the dead rows of
-        those deleted before are read, where a bitmap scan and a sort of the
-        box's whole range (what ordering the outer query again makes
-        PostgreSQL choose) read them all. Whatever entry past the bound came
-        first, only entries past the bound would be deleted; the first makes
-        the bound exact.
-        """
-        lines = lines[-max_lines:]
-        entries = [(levelno, [message for __, message in run]) for levelno, run in groupby(lines, key=itemgetter(0))]
+    @api.model
+    def _reserve_ids_query(self, count):
+        """An array of ``count`` ids for entries written later: the order of
+        the ids is the order the batches were accepted in, by whichever
+        server process, and entries are listed by id."""
+        return SQL("ARRAY(SELECT nextval(%s) FROM generate_series(1, %s))", f"{self._table}_id_seq", count)
+
+    @api.model
+    def _write_entries(self, rows):
+        """Write the entries ``rows`` (collected by ``box_lines``: ``(id,
+        box_id, date, level, levelno, message, line_count, remote_addr)``)
+        and keep no more than the newest ``box_log_max_lines`` lines of each
+        box they belong to, in one round trip to PostgreSQL: one INSERT for
+        all of them, one DELETE of the entries past each box's bound (read
+        from the box's ``(box_id, id)`` index, see ``_bound_query``). The
+        commit does not wait for the disk: a box's log is best effort (the
+        box itself drops lines when the server is slow); a crash of the
+        database server may lose the last moments of lines, never corrupt
+        anything. Entries of a box deleted since they were accepted are
+        left out. An entry that would cross the bound goes whole."""
+        if not rows:
+            return
+        ids, box_ids, dates, levels, levelnos, messages, counts, addrs = zip(*rows, strict=True)
+        max_lines = self._get_log_settings()["box_log_max_lines"]
         self.env.cr.execute(
             SQL(
                 """SET LOCAL synchronous_commit TO OFF;
-                   WITH inserted AS (
-                       INSERT INTO iot_box_log (box_id, date, level, levelno, message, line_count, remote_addr)
-                       SELECT %(box)s, %(now)s, entry.level, entry.levelno, entry.message, entry.line_count, %(addr)s
-                         FROM unnest(%(levels)s::varchar[], %(levelnos)s::int[], %(messages)s::text[],
-                                     %(counts)s::int[]) AS entry(level, levelno, message, line_count)
-                   )
-                   DELETE FROM iot_box_log WHERE box_id = %(box)s AND id <= (%(bound)s)""",
-                box=box.id,
-                bound=self._bound_query(box.id, max_lines - len(lines)),
-                now=now,
-                addr=remote_addr,
-                levels=[level_of(levelno) for levelno, __ in entries],
-                levelnos=[levelno for levelno, __ in entries],
-                messages=["\n".join(messages) for __, messages in entries],
-                counts=[len(messages) for __, messages in entries],
+                   INSERT INTO iot_box_log (id, box_id, date, level, levelno, message, line_count, remote_addr)
+                   SELECT entry.*
+                     FROM unnest(%(ids)s::int[], %(boxes)s::int[], %(dates)s::timestamp[], %(levels)s::varchar[],
+                                 %(levelnos)s::int[], %(messages)s::text[], %(counts)s::int[], %(addrs)s::varchar[])
+                          AS entry(id, box_id, date, level, levelno, message, line_count, remote_addr)
+                     JOIN iot_box box ON box.id = entry.box_id;
+                   DELETE FROM iot_box_log entry
+                    USING (SELECT touched.box_id, (%(bound)s) AS bound
+                             FROM unnest(%(touched)s::int[]) AS touched(box_id)) bounds
+                    WHERE entry.box_id = bounds.box_id AND entry.id <= bounds.bound""",
+                ids=list(ids),
+                boxes=list(box_ids),
+                dates=list(dates),
+                levels=list(levels),
+                levelnos=list(levelnos),
+                messages=list(messages),
+                counts=list(counts),
+                addrs=list(addrs),
+                touched=sorted(set(box_ids)),
+                bound=self._bound_query(SQL("touched.box_id"), max_lines),
             )
         )
-        box.invalidate_recordset(["log_ids"], flush=False)
+        self.env["iot.box"].browse(box_ids).invalidate_recordset(["log_ids"], flush=False)
 
     @api.model
-    def _bound_query(self, box_id, keep):
-        """The id of the box's newest entry past its ``keep`` newest lines
-        (none when it has no more), read from the ``(box_id, id)`` index
-        backwards up to that entry (see ``_insert_lines``)."""
+    def _bound_query(self, box, keep):
+        """The id of the newest entry of ``box`` (an id, or an SQL expression
+        of the enclosing query) past its ``keep`` newest lines (none when it
+        has no more). It reads the box's ``(box_id, id)`` index backwards and
+        stops at that entry: neither the box's older entries nor the dead
+        rows of those deleted before are read, where a bitmap scan and a sort
+        of the box's whole range (what ordering the outer query again makes
+        PostgreSQL choose) read them all."""
         return SQL(
             """SELECT id
                  FROM (SELECT id, sum(line_count) OVER (ORDER BY box_id DESC, id DESC) AS lines
@@ -216,7 +298,7 @@ class IotBoxLog(models.Model):
                      ORDER BY box_id DESC, id DESC) older
                 WHERE lines > %(keep)s
                 LIMIT 1""",
-            box=box_id,
+            box=box,
             keep=keep,
         )
 

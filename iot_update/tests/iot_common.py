@@ -10,6 +10,7 @@ from odoo import fields
 from odoo.modules.registry import Registry
 from odoo.tests import HttpCase, TransactionCase, tagged
 
+from odoo.addons.iot_update.models.iot_box_log import box_lines
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
 
 BOX_LOGGER = "odoo.addons.iot_update.models.iot_box_checkin"
@@ -60,6 +61,18 @@ class IotCaseMixin:
     def setup_iot(cls):
         cls.Box = cls.env["iot.box"].sudo()
         cls.token = cls.Box._get_pairing_token()
+        # The entries of accepted log batches are written when a test says
+        # (``write_box_lines``), in its transaction, not by a timer's thread.
+        cls.classPatch(box_lines, "schedule", lambda delay, function: None)
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(box_lines.take, self.env.cr.dbname)
+
+    def write_box_lines(self):
+        """Write the log entries the server collected, as it does within the
+        second after accepting them."""
+        self.env["iot.box.log"].sudo()._write_entries(box_lines.take(self.env.cr.dbname) or [])
 
     def check_in(self, **kwargs):
         """Call the check-in service as the controller does."""

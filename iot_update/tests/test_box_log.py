@@ -16,6 +16,7 @@ from odoo.tools import SQL
 
 from odoo.addons.iot_update.models.iot_box_errors import ERROR_STARTS_DELAY, error_starts
 from odoo.addons.iot_update.models.iot_box_liveness import BOXES_CHANGED
+from odoo.addons.iot_update.models.iot_box_log import LINES_DELAY, box_lines
 from odoo.addons.iot_update.tools.box_log import (
     MAX_MESSAGE_CHARS,
     TRUNCATED,
@@ -90,7 +91,11 @@ class TestBoxLog(IotCase):
         self.Log = self.env["iot.box.log"].sudo()
 
     def receive(self, *lines, remote_addr=ADDR, **kwargs):
-        return self.Log._receive(batch(*lines, **kwargs), remote_addr)
+        """What POST /iot/log does with the batch, and the write of its
+        entries within the second after."""
+        result = self.Log._receive(batch(*lines, **kwargs), remote_addr)
+        self.write_box_lines()
+        return result
 
     def messages(self, box=None):
         return self.Log.search([("box_id", "=", (box or self.box_).id)]).mapped("message")
@@ -153,21 +158,54 @@ class TestBoxLog(IotCase):
         self.assertEqual([entry[2] for entry in self.entries()], ["c0\nc1\nc2\nc3", "b0\nb1\nb2"])
         self.assertEqual(self.line_count(), 7)
 
-    def test_count_bound_is_one_insert_and_one_delete(self):
+    def test_a_batch_costs_one_query_and_is_written_with_the_others(self):
         with freeze_time(T0) as frozen:
             self.receive((40, "warm"))  # already reporting errors: no dashboard notification below
             frozen.tick(timedelta(minutes=2))
             self.env.flush_all()
             self.env.invalidate_all()
-            # find the box; the INSERT and the DELETE (one round trip); the UPDATE of its error date
-            with self.assertQueryCount(3):
-                self.receive(*[(40 + i % 2, f"e{i}") for i in range(50)])
+            # Finding the box and taking its entries' ids; the UPDATE of its error date.
+            with self.assertQueryCount(2):
+                self.Log._receive(batch(*[(40 + i % 2, f"e{i}") for i in range(50)]), ADDR)
             self.env.invalidate_all()
             # Errors again within the minute: the box was read with its error date, nothing to update.
-            with self.assertQueryCount(2):
-                self.receive(*[(40, f"f{i}") for i in range(50)])
+            with self.assertQueryCount(1):
+                self.Log._receive(batch(*[(40, f"f{i}") for i in range(50)]), ADDR)
+        self.assertEqual(self.messages(), ["warm"], "nothing written by the requests themselves")
+        # The write of both batches: the INSERT and the DELETE of the bound (one round trip).
+        with self.assertQueryCount(1):
+            self.write_box_lines()
         self.assertEqual(len(self.messages()), 1 + 50 + 1)
         self.assertEqual(self.line_count(), 101)
+
+    def test_batches_are_collected_for_a_second_and_written_together(self):
+        scheduled = []
+        self.patch(box_lines, "schedule", lambda delay, function: scheduled.append(delay))
+        self.Log._receive(batch((30, "first")), ADDR)
+        self.Log._receive(batch((40, "second")), ADDR)
+        self.assertEqual(scheduled, [LINES_DELAY], "one write for both, a second after the first")
+        self.assertEqual(self.messages(), [])
+        self.write_box_lines()
+        self.assertEqual(self.messages(), ["second", "first"])
+
+    def test_entries_are_listed_in_the_order_their_batches_were_accepted(self):
+        """Two server processes accept a box's batches one after the other
+        and write them in the other order: the box log lists them as
+        accepted, and the count bound holds over both writes."""
+        self.env["ir.config_parameter"].set_param("iot_update.box_log_max_lines", "3")
+        dbname = self.env.cr.dbname
+        self.Log._receive(batch((30, "a0"), (30, "a1")), ADDR)
+        first = box_lines.take(dbname)
+        self.Log._receive(batch((30, "b0"), (30, "b1")), ADDR)
+        second = box_lines.take(dbname)
+        self.Log._write_entries(second)
+        self.assertEqual(self.messages(), ["b0\nb1"])
+        self.Log._write_entries(first)
+        self.assertEqual(self.messages(), ["b0\nb1"], "the older batch, written last, is past the bound")
+        self.Log._receive(batch((30, "c0")), ADDR)
+        self.Log._receive(batch((30, "d0")), ADDR)
+        self.write_box_lines()
+        self.assertEqual(self.messages(), ["d0", "c0"], "3 lines at most: the entry crossing the bound goes whole")
 
     def test_count_bound_reads_the_box_newest_entries_only(self):
         """A box posting batches all day leaves dead entries below its bound

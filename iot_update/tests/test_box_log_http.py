@@ -113,6 +113,9 @@ class BoxLogHttpMixin:
         return self.opener.post(self.base_url() + "/iot/log", data=body, headers=headers or {}, timeout=60)
 
     def log_lines(self, box=None):
+        """The entries kept, once the server wrote what it collected (within
+        the second after accepting a batch)."""
+        self.write_box_lines()
         domain = [("box_id", "=", box.id)] if box else []
         return self.env["iot.box.log"].search(domain, order="id")
 
@@ -307,15 +310,15 @@ class TestBoxLogRefusals(BoxLogHttpMixin, IotHttpCase):
     def test_an_unexpected_error_is_answered_200_and_writes_nothing(self):
         """Whatever fails while a batch is kept, the box gets its empty 200 and
         nothing of the batch is committed (the server logs the error)."""
-        Log = type(self.env["iot.box.log"])
-        original = Log._insert_lines
+        Box = type(self.env["iot.box"])
+        original = Box._record_error_date
 
-        def insert_then_fail(model, *args, **kwargs):
-            original(model, *args, **kwargs)
+        def record_then_fail(box, *args, **kwargs):
+            original(box, *args, **kwargs)
             raise RuntimeError("disk on fire")
 
         with (
-            patch.object(Log, "_insert_lines", insert_then_fail),
+            patch.object(Box, "_record_error_date", record_then_fail),
             self.assertLogs("odoo.http", "ERROR"),
             self.assertLogs(CONTROLLER_LOGGER, "WARNING"),
         ):
@@ -323,6 +326,8 @@ class TestBoxLogRefusals(BoxLogHttpMixin, IotHttpCase):
         self.assert_empty_ok(response)
         self.assertNotIn(b"Traceback", response.content)
         self.assertFalse(self.log_lines())
+        self.known.invalidate_recordset()
+        self.assertFalse(self.known.last_error_date)
 
     def test_only_post(self):
         with mute_logger("odoo.http"):
@@ -335,6 +340,7 @@ class TestBoxLogTour(BrowserCleanupMixin, BoxLogHttpMixin, IotHttpCase):
         self.check_in(identifier="aa:bb:cc:dd:ee:02", name="tour-quiet")
         body = f"mac {MAC}<log/>\n40,... ERROR ... helpers: Unable to load file: BrokenDriver.py <log/>\n"
         self.assert_empty_ok(self.post_log(body.encode()))
+        self.write_box_lines()
         try:
             self.start_tour("/odoo/action-iot_update.iot_box_action", "iot_update_box_log_tour", login="admin")
         except unittest.SkipTest as error:

@@ -7,18 +7,27 @@ The order is forced: the transaction that loses took its snapshot before the
 other one committed, as two server workers do when their requests overlap.
 Odoo retries the loser; what matters here is that the expected conflict is
 not logged as an error. Every test commits: the box is deleted afterwards.
+
+Likewise two server processes writing the log entries they collected for
+the same box at the same moment.
 """
 
 import logging
+import threading
+import time
 from functools import partial
 from unittest.mock import patch
 
+from psycopg2.errors import SerializationFailure
+
 from odoo.service.model import retrying
 
+from odoo.addons.iot_update.models import iot_box_log
+from odoo.addons.iot_update.tools.box_log import BoxLogBatch
 from odoo.addons.iot_update.tools.handlers_request import HandlersRequest
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
 
-from .iot_common import PRINTER, SCALE, IotCase, box_payload
+from .iot_common import PRINTER, SCALE, IotCase, box_payload, registry_lock_released
 
 MAC = "aa:bb:cc:dd:ee:d0"
 DELIVERY = HandlersRequest("", MAC, True, True)
@@ -106,3 +115,101 @@ class TestCheckInDuringDelivery(IotCase):
         first, second = self.overlap(self.deliver, self.deliver)
         self.assertEqual((first.kind, second.kind), ("delivery", "delivery"))
         self.assertEqual(self.box_state()[3], 3)
+
+
+LOG_MAC = "aa:bb:cc:dd:ee:d1"
+LOG_LOGGER = "odoo.addons.iot_update.models.iot_box_log"
+
+
+class TestLogWritesOfTwoProcesses(IotCase):
+    """Each server process writes the entries it collected once a second, in
+    a transaction of its own: two of them holding lines of the same box
+    write them at the same moment, and both delete its oldest entries."""
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(self.delete_box)
+        with self.registry.cursor() as cr:
+            env = self.env(cr=cr, su=True)
+            payload = box_payload(self.token, identifier=LOG_MAC)
+            env["iot.box"]._iot_setup(read_setup_payload(payload), "127.0.0.1")
+        # The box at its bound: 200 lines, one entry each (warnings and errors in turn).
+        self.write_committed(self.collect(*[f"old {n}" for n in range(200)]))
+
+    def delete_box(self):
+        with self.registry.cursor() as cr:
+            cr.execute("DELETE FROM iot_box WHERE identifier = %s", [LOG_MAC])
+
+    def collect(self, *messages):
+        """The rows a server process collects for a batch of ``messages``."""
+        lines = [(30 + 10 * (n % 2), message) for n, message in enumerate(messages)]
+        with self.registry.cursor() as cr:
+            self.env(cr=cr, su=True)["iot.box.log"]._receive(BoxLogBatch("mac", LOG_MAC, lines), "127.0.0.1")
+        return iot_box_log.box_lines.take(self.env.cr.dbname)
+
+    def write_committed(self, rows):
+        with self.registry.cursor() as cr:
+            self.env(cr=cr, su=True)["iot.box.log"]._write_entries(rows)
+
+    def messages(self):
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT message FROM iot_box_log l JOIN iot_box b ON b.id = l.box_id"
+                " WHERE b.identifier = %s ORDER BY l.id DESC",
+                [LOG_MAC],
+            )
+            return [row[0] for row in cr.fetchall()]
+
+    def waiting_for_a_lock(self, timeout=30):
+        """Whether a transaction on this database waits for a row lock, within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self.registry.cursor() as cr:
+            while time.monotonic() < deadline:
+                cr.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+                if cr.fetchone()[0]:
+                    return True
+                cr.rollback()
+                time.sleep(0.01)
+        return False
+
+    def test_both_write_at_the_first_try(self):
+        first, second = self.collect("first"), self.collect("second")
+        dbname = self.env.cr.dbname
+        # No second try: the write that waited for the other's must not fail.
+        self.patch(iot_box_log, "LINES_WRITE_TRIES", 1)
+        with registry_lock_released(), self.assertNoLogs(LOG_LOGGER, "WARNING"):
+            with self.registry.cursor() as early:
+                # The first process deletes the box's oldest entry, not committed yet.
+                self.env(cr=early, su=True)["iot.box.log"]._write_entries(first)
+                late = threading.Thread(target=iot_box_log._write_box_lines, args=(dbname, second))
+                late.start()
+                self.assertTrue(self.waiting_for_a_lock(), "the second process waits for the first")
+            late.join(30)
+        messages = self.messages()
+        self.assertEqual(messages[:2], ["second", "first"])
+        self.assertNotIn("old 0", messages)
+        self.assertIn("old 2", messages)
+
+    def test_a_write_that_fails_with_a_concurrency_error_is_tried_again(self):
+        rows = self.collect("again")
+        Log = type(self.env["iot.box.log"])
+        original = Log._write_entries
+        calls = []
+
+        def fail_once(model, rows):
+            calls.append(len(rows))
+            if len(calls) == 1:
+                raise SerializationFailure("could not serialize access due to concurrent update")
+            return original(model, rows)
+
+        with (
+            registry_lock_released(),
+            patch.object(Log, "_write_entries", fail_once),
+            self.assertNoLogs(LOG_LOGGER, "WARNING"),
+        ):
+            iot_box_log._write_box_lines(self.env.cr.dbname, rows)
+        self.assertEqual(calls, [1, 1])
+        self.assertEqual(self.messages()[0], "again")

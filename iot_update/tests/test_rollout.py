@@ -101,7 +101,9 @@ class RolloutSteps(HandlersFolderMixin):
             f"40,{BOX_LINE.format(date=fields.Datetime.now(), message=message)}<log/>\n" for message in messages
         )
         body = f"mac {box.identifier}<log/>\n{lines}".encode()
-        return self.env["iot.box.log"]._receive(read_log_batch(body), remote_addr)
+        result = self.env["iot.box.log"]._receive(read_log_batch(body), remote_addr)
+        self.write_box_lines()  # what the server does within the second
+        return result
 
     # The server --------------------------------------------------------
 
@@ -642,6 +644,7 @@ class TestRolloutGenuineBox(RolloutMixin, IotHttpCase):
             helpers.load_iot_handlers()
         self.env.flush_all()
         handler._flush_logs(requests.Session())
+        self.write_box_lines()  # what the server does within the second
         box_checks_in({"usb-epson-1": PRINTER})
         self.env.invalidate_all()
         canary = self.box(CANARY)

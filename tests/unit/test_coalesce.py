@@ -89,3 +89,46 @@ def test_a_process_exiting_within_the_delay_still_sends():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert (result.returncode, result.stdout, result.stderr) == (0, "db [1, 2]\n", "")
+
+
+def test_rows_are_handed_on_in_the_order_added():
+    sent = []
+    clock = Recorder()
+    batcher = Coalescer(1.0, lambda key, rows: sent.append((key, rows)), clock, lambda f: None, collect=list)
+    batcher.add("db", [(3, "c"), (1, "a")])
+    batcher.add("db", [(2, "b"), (1, "a")])
+    assert len(clock.scheduled) == 1 and sent == []
+    clock.run_due()
+    assert sent == [("db", [(3, "c"), (1, "a"), (2, "b"), (1, "a")])], "rows are neither sorted nor merged"
+
+
+def test_the_add_that_reaches_the_limit_hands_on_at_once():
+    sent = []
+    clock = Recorder()
+    batcher = Coalescer(
+        1.0,
+        lambda key, rows: sent.append(rows),
+        clock,
+        lambda f: None,
+        collect=list,
+        limit=10,
+        weigh=lambda rows: sum(len(text) for text in rows),
+    )
+    batcher.add("db", ["abcd"])
+    batcher.add("db", ["efg"])
+    assert sent == []
+    batcher.add("db", ["hij"])  # 10 characters: the limit
+    assert sent == [["abcd", "efg", "hij"]], "handed on by the add itself, without waiting for the timer"
+    batcher.add("db", ["k"])
+    clock.run_due()
+    assert sent[1:] == [["k"]], "the timers then hand on what came after, once"
+    batcher.add("db", ["x" * 25])
+    assert sent[2:] == [["x" * 25]], "one add over the limit is handed on at once"
+    assert clock.scheduled == [], "and schedules nothing"
+
+
+def test_take_empties_a_key():
+    batcher = Coalescer(1.0, lambda key, rows: None, Recorder(), lambda f: None, collect=list)
+    batcher.add("db", [1, 2])
+    assert batcher.take("db") == [1, 2]
+    assert batcher.take("db") is None
