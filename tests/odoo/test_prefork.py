@@ -338,3 +338,28 @@ class TestPreforkServer(BaseCase):
         )
         digest = hashlib.sha256(deliveries[0].content).hexdigest()
         self.assertEqual(rows, [(mac, 6, digest) for mac in sorted(macs)], "each delivery recorded once")
+
+    def test_log_batches_of_a_crowd_are_all_written_when_the_server_stops(self):
+        """Each worker collects the log batches it accepts and writes them a
+        second later; stopped at once (SIGTERM, as a service manager stops
+        it), the server writes what its workers collected as they exit."""
+        macs = [f"aa:bb:cc:00:02:{i:02x}" for i in range(40)]
+        self.assert_answered(self.at_once([self.check_in(setup_body(mac)) for mac in macs]))
+
+        def batch(mac, number):
+            lines = [f"mac {mac}"] + [f"{30 + n % 2},batch {number} line {n}" for n in range(50)]
+            body = "".join(f"{line}<log/>\n" for line in lines).encode()
+            return lambda: requests.post(self.url + "/iot/log", data=body, timeout=120)
+
+        answers = self.at_once([batch(mac, number) for number in range(3) for mac in macs])
+        self.assertEqual({(answer.status_code, answer.content) for answer in answers}, {(200, b"")})
+        self.stop_server()
+        rows = self.sql(
+            """SELECT b.identifier, sum(l.line_count), count(l.id)
+                 FROM iot_box b JOIN iot_box_log l ON l.box_id = b.id
+                WHERE b.identifier = ANY(%s) GROUP BY b.identifier ORDER BY b.identifier""",
+            [macs],
+        )
+        # 3 batches of 50 lines per box, one entry per line (two level numbers in turn).
+        self.assertEqual(rows, [(mac, 150, 150) for mac in sorted(macs)])
+        self.start_server()  # for the tests after this one
