@@ -351,15 +351,25 @@ class TestPreforkServer(BaseCase):
             body = "".join(f"{line}<log/>\n" for line in lines).encode()
             return lambda: requests.post(self.url + "/iot/log", data=body, timeout=120)
 
-        answers = self.at_once([batch(mac, number) for number in range(3) for mac in macs])
+        def lines_per_box():
+            return self.sql(
+                """SELECT b.identifier, sum(l.line_count), count(l.id)
+                     FROM iot_box b JOIN iot_box_log l ON l.box_id = b.id
+                    WHERE b.identifier = ANY(%s) GROUP BY b.identifier ORDER BY b.identifier""",
+                [macs],
+            )
+
+        # A first batch per box: the workers write them within the second after,
+        # while they go on serving (the server's own timers, not a stop).
+        answers = self.at_once([batch(mac, 0) for mac in macs])
+        self.assertEqual({(answer.status_code, answer.content) for answer in answers}, {(200, b"")})
+        deadline = time.monotonic() + 30
+        while lines_per_box() != [(mac, 50, 50) for mac in sorted(macs)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(lines_per_box(), [(mac, 50, 50) for mac in sorted(macs)])
+        answers = self.at_once([batch(mac, number) for number in (1, 2) for mac in macs])
         self.assertEqual({(answer.status_code, answer.content) for answer in answers}, {(200, b"")})
         self.stop_server()
-        rows = self.sql(
-            """SELECT b.identifier, sum(l.line_count), count(l.id)
-                 FROM iot_box b JOIN iot_box_log l ON l.box_id = b.id
-                WHERE b.identifier = ANY(%s) GROUP BY b.identifier ORDER BY b.identifier""",
-            [macs],
-        )
         # 3 batches of 50 lines per box, one entry per line (two level numbers in turn).
-        self.assertEqual(rows, [(mac, 150, 150) for mac in sorted(macs)])
+        self.assertEqual(lines_per_box(), [(mac, 150, 150) for mac in sorted(macs)])
         self.start_server()  # for the tests after this one
