@@ -188,6 +188,19 @@ class TestBoxLog(IotCase):
         self.write_box_lines()
         self.assertEqual(self.messages(), ["second", "first"])
 
+    def test_a_process_holding_too_many_lines_writes_them_at_once(self):
+        """What a server process holds is bounded by the characters of its
+        lines: the batch that reaches the bound hands them all to the write
+        itself, without waiting for the second to end."""
+        written = []
+        self.patch(box_lines, "send", lambda dbname, rows: written.append([row[5] for row in rows]))
+        self.patch(box_lines, "limit", 100)
+        self.Log._receive(batch((30, "x" * 60)), ADDR)
+        self.assertEqual(written, [])
+        self.Log._receive(batch((30, "y" * 40)), ADDR)
+        self.assertEqual(written, [["x" * 60, "y" * 40]])
+        self.assertIsNone(box_lines.take(self.env.cr.dbname), "nothing left waiting")
+
     def test_entries_are_listed_in_the_order_their_batches_were_accepted(self):
         """Two server processes accept a box's batches one after the other
         and write them in the other order: the box log lists them as
