@@ -10,6 +10,7 @@ from odoo import fields
 from odoo.modules.registry import Registry
 from odoo.tests import HttpCase, TransactionCase, tagged
 
+from odoo.addons.iot_update.models.iot_box_errors import error_starts
 from odoo.addons.iot_update.models.iot_box_log import box_lines
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
 
@@ -62,12 +63,17 @@ class IotCaseMixin:
         cls.Box = cls.env["iot.box"].sudo()
         cls.token = cls.Box._get_pairing_token()
         # The entries of accepted log batches are written when a test says
-        # (``write_box_lines``), in its transaction, not by a timer's thread.
+        # (``write_box_lines``), in its transaction, not by a timer's thread;
+        # likewise no timer tells the dashboards that boxes started reporting
+        # errors (a test committing through a cursor of its own would have it
+        # fire inside a later test's transaction).
         cls.classPatch(box_lines, "schedule", lambda delay, function: None)
+        cls.classPatch(error_starts, "schedule", lambda delay, function: None)
 
     def setUp(self):
         super().setUp()
         self.addCleanup(box_lines.take, self.env.cr.dbname)
+        self.addCleanup(error_starts.take, self.env.cr.dbname)
 
     def write_box_lines(self):
         """Write the log entries the server collected, as it does within the

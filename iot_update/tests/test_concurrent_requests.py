@@ -142,8 +142,7 @@ class TestLogWritesOfTwoProcesses(IotCase):
 
     def collect(self, *messages):
         """The rows a server process collects for a batch of ``messages``."""
-        # Warnings only: an error would start the box reporting errors, and the
-        # commit would schedule a real notification (error_starts) into later tests.
+        # Warnings only: the box's error date and its notification are not this test's.
         lines = [(30 + n % 2, message) for n, message in enumerate(messages)]
         with self.registry.cursor() as cr:
             self.env(cr=cr, su=True)["iot.box.log"]._receive(BoxLogBatch("mac", LOG_MAC, lines), "127.0.0.1")
