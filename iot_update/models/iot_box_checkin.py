@@ -132,7 +132,7 @@ class IotBox(models.Model):
                             LIMIT 1) found""",
                 key=key,
                 addr=remote_addr,
-                reserve=Log._reserve_prefix() if entries else SQL(),
+                reserve=SQL("SET LOCAL synchronous_commit TO OFF;") if entries else SQL(),
                 ids=Log._reserve_ids_query(entries) if entries else SQL("NULL::int[]"),
             )
         )

@@ -224,17 +224,12 @@ class IotBoxLog(models.Model):
         return box, len(lines)
 
     @api.model
-    def _reserve_prefix(self):
-        """What precedes a query that takes ids (``_reserve_ids_query``):
-        taking ids from the sequence may log it, and the transaction's commit
-        then need not wait for the disk, as the entries' own write does not."""
-        return SQL("SET LOCAL synchronous_commit TO OFF;")
-
-    @api.model
     def _reserve_ids_query(self, count):
         """An array of ``count`` ids for entries written later: the order of
         the ids is the order the batches were accepted in, by whichever
-        server process, and entries are listed by id."""
+        server process, and entries are listed by id. Taking them may log the
+        sequence: the query that takes them lets its transaction's commit not
+        wait for the disk, as the entries' own write does not."""
         return SQL("ARRAY(SELECT nextval(%s) FROM generate_series(1, %s))", f"{self._table}_id_seq", count)
 
     @api.model

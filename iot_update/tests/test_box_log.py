@@ -188,6 +188,26 @@ class TestBoxLog(IotCase):
         self.write_box_lines()
         self.assertEqual(self.messages(), ["second", "first"])
 
+    def test_what_a_batch_writes_does_not_wait_for_the_disk(self):
+        """Taking ids (which may log the sequence) and writing the entries
+        commit without waiting for PostgreSQL's disk flush; a batch below the
+        level kept (no ids taken) changes nothing of it."""
+
+        def synchronous_commit():
+            self.env.cr.execute("SHOW synchronous_commit")
+            return self.env.cr.fetchone()[0]
+
+        # The calls run in the test's transaction: what they SET LOCAL stays visible here.
+        self.env.cr.execute("SET LOCAL synchronous_commit TO on")
+        self.Log._receive(batch((20, "info")), ADDR)
+        self.assertEqual(synchronous_commit(), "on")
+        self.Log._receive(batch((30, "kept")), ADDR)
+        self.assertEqual(synchronous_commit(), "off")
+        self.env.cr.execute("SET LOCAL synchronous_commit TO on")
+        self.write_box_lines()
+        self.assertEqual(synchronous_commit(), "off")
+        self.assertEqual(self.messages(), ["kept"])
+
     def test_a_process_holding_too_many_lines_writes_them_at_once(self):
         """What a server process holds is bounded by the characters of its
         lines: the batch that reaches the bound hands them all to the write
