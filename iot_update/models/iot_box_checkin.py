@@ -133,7 +133,7 @@ class IotBox(models.Model):
                 key=key,
                 addr=remote_addr,
                 reserve=SQL("SET LOCAL synchronous_commit TO OFF;") if entries else SQL(),
-                ids=Log._reserve_ids_query(entries) if entries else SQL("NULL::int[]"),
+                ids=Log._reserve_ids_query(entries) if entries else SQL("NULL::bigint[]"),
             )
         )
         return self.env.cr.fetchone()

@@ -107,7 +107,7 @@ class IotBoxLog(models.Model):
     _description = "IoT Box Log Entry"
     # Newest first: the order entries were received in (the primary key's).
     _order = "id desc"
-    # Written by one INSERT per batch (``_receive``), never edited.
+    # Written by one INSERT a second per server process (``_write_entries``), never edited.
     _log_access = False
 
     box_id = fields.Many2one("iot.box", string="IoT Box", required=True, ondelete="cascade", readonly=True)
@@ -136,8 +136,32 @@ class IotBoxLog(models.Model):
     company_id = fields.Many2one(related="box_id.company_id")
 
     def init(self):
+        cr = self.env.cr
+        # Entries take ids at the pace of the fleet's logs (a box logging an
+        # error in a loop takes two a second, a thousand such boxes would use
+        # up 32-bit ids in under two weeks): the ids are 64-bit. Odoo leaves the
+        # type of an existing ``id`` column alone, so this holds.
+        cr.execute(
+            SQL(
+                """SELECT column_type.typname, sequence_type.typname
+                     FROM pg_attribute col
+                     JOIN pg_type column_type ON column_type.oid = col.atttypid
+                     JOIN pg_sequence seq ON seq.seqrelid = pg_get_serial_sequence(%(table)s, 'id')::regclass
+                     JOIN pg_type sequence_type ON sequence_type.oid = seq.seqtypid
+                    WHERE col.attrelid = %(table)s::regclass AND col.attname = 'id'""",
+                table=self._table,
+            )
+        )
+        if cr.fetchone() != ("int8", "int8"):
+            cr.execute(
+                SQL(
+                    "ALTER TABLE %s ALTER COLUMN id TYPE bigint; ALTER SEQUENCE %s AS bigint",
+                    SQL.identifier(self._table),
+                    SQL.identifier(f"{self._table}_id_seq"),
+                )
+            )
         # A box's lines newest first: the Box Log tab and the count bound.
-        create_index(self.env.cr, "iot_box_log_box_id_id_idx", self._table, ["box_id", "id"])
+        create_index(cr, "iot_box_log_box_id_id_idx", self._table, ["box_id", "id"])
 
     # ------------------------------------------------------------------
     # Settings
@@ -238,12 +262,12 @@ class IotBoxLog(models.Model):
         box_id, date, level, levelno, message, line_count, remote_addr)``)
         and keep no more than the newest ``box_log_max_lines`` lines of each
         box they belong to, in one round trip to PostgreSQL: one INSERT for
-        all of them, one DELETE of the entries past each box's bound (read
-        from the box's ``(box_id, id)`` index, see ``_bound_query``). The
-        commit does not wait for the disk: a box's log is best effort (the
-        box itself drops lines when the server is slow); a crash of the
-        database server may lose the last moments of lines, never corrupt
-        anything. Entries of a box deleted since they were accepted are
+        all of them, one DELETE
+        of the entries past each box's bound (read from the box's ``(box_id,
+        id)`` index, see ``_bound_query``). The commit does not wait for the
+        disk: a box's log is best effort (the box itself drops lines when
+        the server is slow); a crash of the database server may lose the
+        last moments of lines, never corrupt anything. Entries of a box deleted since they were accepted are
         left out. An entry that would cross the bound goes whole."""
         if not rows:
             return
@@ -254,7 +278,7 @@ class IotBoxLog(models.Model):
                 """SET LOCAL synchronous_commit TO OFF;
                    INSERT INTO iot_box_log (id, box_id, date, level, levelno, message, line_count, remote_addr)
                    SELECT entry.*
-                     FROM unnest(%(ids)s::int[], %(boxes)s::int[], %(dates)s::timestamp[], %(levels)s::varchar[],
+                     FROM unnest(%(ids)s::bigint[], %(boxes)s::int[], %(dates)s::timestamp[], %(levels)s::varchar[],
                                  %(levelnos)s::int[], %(messages)s::text[], %(counts)s::int[], %(addrs)s::varchar[])
                           AS entry(id, box_id, date, level, levelno, message, line_count, remote_addr)
                      JOIN iot_box box ON box.id = entry.box_id;

@@ -11,6 +11,7 @@ from unittest.mock import patch
 from freezegun import freeze_time
 
 from odoo.exceptions import AccessError, ValidationError
+from odoo.sql_db import db_connect
 from odoo.tests import BaseCase, Form, new_test_user, tagged
 from odoo.tools import SQL
 
@@ -239,6 +240,54 @@ class TestBoxLog(IotCase):
         self.Log._receive(batch((30, "d0")), ADDR)
         self.write_box_lines()
         self.assertEqual(self.messages(), ["d0", "c0"], "3 lines at most: the entry crossing the bound goes whole")
+
+    def restore_sequence_at_cleanup(self):
+        """Put the entries' sequence back as it is now once the test is over,
+        through a connection of its own: a sequence ignores the test's
+        rollback, and the test's transaction may be aborted by then."""
+        self.env.cr.execute("SELECT last_value, is_called FROM iot_box_log_id_seq")
+        state = self.env.cr.fetchone()
+
+        def restore():
+            with db_connect(self.env.cr.dbname).cursor() as cr:
+                cr.execute("SELECT setval('iot_box_log_id_seq', %s, %s)", state)
+
+        self.addCleanup(restore)
+
+    def test_entries_take_64_bit_ids(self):
+        """A fleet's logs take ids fast (a box logging an error in a loop
+        takes two a second; a thousand such boxes would use up 32-bit ids
+        in under two weeks): entries are still written and listed in order past
+        2**31."""
+        self.restore_sequence_at_cleanup()
+        self.env.cr.execute("SELECT setval('iot_box_log_id_seq', %s)", [2**31 - 2])
+        self.receive((30, "before"), (40, "across"))
+        self.receive((30, "after"))
+        self.assertEqual(self.messages(), ["after", "across", "before"])
+        self.assertEqual(self.Log.search([("box_id", "=", self.box_.id)]).ids, [2**31 + 1, 2**31, 2**31 - 1])
+
+    def test_an_install_with_32_bit_ids_is_converted(self):
+        """A database whose box log was created with Odoo's 32-bit ids gets
+        64-bit ones at the module's upgrade (``init``), its entries kept."""
+        self.receive((30, "kept"))
+        self.env.cr.execute("ALTER TABLE iot_box_log ALTER COLUMN id TYPE integer")
+        self.env.cr.execute("ALTER SEQUENCE iot_box_log_id_seq AS integer")
+
+        def types():
+            self.env.cr.execute(
+                """SELECT format_type(atttypid, atttypmod),
+                          (SELECT format_type(seqtypid, NULL) FROM pg_sequence
+                            WHERE seqrelid = 'iot_box_log_id_seq'::regclass)
+                     FROM pg_attribute WHERE attrelid = 'iot_box_log'::regclass AND attname = 'id'"""
+            )
+            return self.env.cr.fetchone()
+
+        self.assertEqual(types(), ("integer", "integer"))
+        self.Log.init()
+        self.assertEqual(types(), ("bigint", "bigint"))
+        self.assertEqual(self.messages(), ["kept"])
+        self.env.cr.execute("SELECT max_value FROM pg_sequences WHERE sequencename = 'iot_box_log_id_seq'")
+        self.assertEqual(self.env.cr.fetchone()[0], 2**63 - 1)
 
     def test_count_bound_reads_the_box_newest_entries_only(self):
         """A box posting batches all day leaves dead entries below its bound
