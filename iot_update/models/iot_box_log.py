@@ -14,6 +14,7 @@ from odoo.tools import SQL, create_index, ormcache, str2bool
 
 from ..tools.box_log import LEVEL_NUMBERS, LEVELS, level_of
 from ..tools.coalesce import Coalescer
+from ..tools.pg_array import array_literal
 from ..tools.settings import positive_int
 
 _logger = logging.getLogger(__name__)
@@ -262,13 +263,14 @@ class IotBoxLog(models.Model):
         box_id, date, level, levelno, message, line_count, remote_addr)``)
         and keep no more than the newest ``box_log_max_lines`` lines of each
         box they belong to, in one round trip to PostgreSQL: one INSERT for
-        all of them, one DELETE
-        of the entries past each box's bound (read from the box's ``(box_id,
-        id)`` index, see ``_bound_query``). The commit does not wait for the
-        disk: a box's log is best effort (the box itself drops lines when
-        the server is slow); a crash of the database server may lose the
-        last moments of lines, never corrupt anything. Entries of a box deleted since they were accepted are
-        left out. An entry that would cross the bound goes whole."""
+        all of them (their columns sent as eight array literals,
+        ``array_literal``), one DELETE of the entries past each box's bound
+        (read from the box's ``(box_id, id)`` index, see ``_bound_query``).
+        The commit does not wait for the disk: a box's log is best effort
+        (the box itself drops lines when the server is slow); a crash of the
+        database server may lose the last moments of lines, never corrupt
+        anything. Entries of a box deleted since they were accepted are left
+        out. An entry that would cross the bound goes whole."""
         if not rows:
             return
         ids, box_ids, dates, levels, levelnos, messages, counts, addrs = zip(*rows, strict=True)
@@ -286,15 +288,15 @@ class IotBoxLog(models.Model):
                     USING (SELECT touched.box_id, (%(bound)s) AS bound
                              FROM unnest(%(touched)s::int[]) AS touched(box_id)) bounds
                     WHERE entry.box_id = bounds.box_id AND entry.id <= bounds.bound""",
-                ids=list(ids),
-                boxes=list(box_ids),
-                dates=list(dates),
-                levels=list(levels),
-                levelnos=list(levelnos),
-                messages=list(messages),
-                counts=list(counts),
-                addrs=list(addrs),
-                touched=sorted(set(box_ids)),
+                ids=array_literal(ids),
+                boxes=array_literal(box_ids),
+                dates=array_literal(dates),
+                levels=array_literal(levels),
+                levelnos=array_literal(levelnos),
+                messages=array_literal(messages),
+                counts=array_literal(counts),
+                addrs=array_literal(addrs),
+                touched=array_literal(sorted(set(box_ids))),
                 bound=self._bound_query(SQL("touched.box_id"), max_lines),
             )
         )

@@ -26,6 +26,7 @@ from odoo.addons.iot_update.tools.box_log import (
     level_of,
     read_log_batch,
 )
+from odoo.addons.iot_update.tools.pg_array import array_literal
 
 from .iot_common import IotCase
 
@@ -240,6 +241,23 @@ class TestBoxLog(IotCase):
         self.Log._receive(batch((30, "d0")), ADDR)
         self.write_box_lines()
         self.assertEqual(self.messages(), ["d0", "c0"], "3 lines at most: the entry crossing the bound goes whole")
+
+    def test_array_literals_read_back_by_postgresql(self):
+        """The write sends its columns as array literals: PostgreSQL reads
+        back every value as psycopg2 would have sent it element by element."""
+        texts = ["plain", "", " spaced ", 'say "hi"', "back\\slash\\", "{braces}, commas", "NULL", None, "é\nline"]
+        dates = [datetime(2026, 12, 4, 7, 30), datetime(2026, 12, 4, 7, 30, 1, 250)]
+        numbers = [0, -1, 2**40]
+        self.env.cr.execute(
+            "SELECT %s::text[], %s::timestamp[], %s::bigint[], %s::varchar[]",
+            [array_literal(texts), array_literal(dates), array_literal(numbers), array_literal([])],
+        )
+        self.assertEqual(self.env.cr.fetchone(), (texts, dates, numbers, []))
+
+    def test_lines_are_written_as_the_box_sent_them(self):
+        lines = ['a "quoted" word', "a back\\slash", "{braces}, commas and NULL", "  indented"]
+        self.receive(*[(30 + 10 * (i % 2), line) for i, line in enumerate(lines)])
+        self.assertEqual(self.messages(), lines[::-1])
 
     def restore_sequence_at_cleanup(self):
         """Put the entries' sequence back as it is now once the test is over,
