@@ -209,7 +209,7 @@ class IotUpdateController(http.Controller):
         # The lines kept are written with the others this process accepts
         # within the second (iot.box.log._receive, box_lines).
         box, result = request.env["iot.box.log"].sudo()._receive(batch, remote_addr)
-        if not box:
+        if not box and result:  # refused: result is the reason (0: nothing at the level kept)
             box_log_refusals.note(_logger, result, batch.key, remote_addr)
         return _empty_ok()
 

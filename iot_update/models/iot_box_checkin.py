@@ -100,7 +100,7 @@ class IotBox(models.Model):
         return Box._fetch_query(query, Box._determine_fields_to_fetch(FIND_FIELDS))
 
     @api.model
-    def _find_log_box(self, key, remote_addr=None, entries=0):
+    def _find_log_box(self, key, remote_addr, entries):
         """What ``POST /iot/log`` needs of the box a batch naming ``key`` (a
         MAC address or a serial number) speaks for, found as ``_find_box``
         finds it (the box whose identifier is ``key``, else the oldest whose
@@ -108,20 +108,19 @@ class IotBox(models.Model):
         posts a batch every 0.5 s while it logs, and the generic search costs
         as much again as the query.
 
-        With ``entries``, the same query takes that many ids of the box log's
-        sequence for the batch's entries (``iot.box.log._reserve_ids_query``), when
-        the box is active and ``remote_addr`` is one of its addresses: a
-        refused batch takes none.
+        The same query takes ``entries`` ids of the box log's sequence for
+        the batch's entries (``iot.box.log._reserve_ids_query``), when the
+        box is active and ``remote_addr`` is one of its addresses: a refused
+        batch takes none.
 
         Returns ``(id, active, checkin_remote_addr, bus_remote_addr,
         last_error_date, name, entry_ids)`` (``entry_ids`` None when none were
         taken), or None when no box has that key.
         """
         self.flush_model(["identifier", "mac", "active", "checkin_remote_addr", "bus_remote_addr", "last_error_date"])
-        Log = self.env["iot.box.log"]
         self.env.cr.execute(
             SQL(
-                """%(reserve)s
+                """SET LOCAL synchronous_commit TO OFF;
                    SELECT found.*,
                           CASE WHEN found.active AND %(addr)s IN (found.checkin_remote_addr, found.bus_remote_addr)
                                THEN %(ids)s END
@@ -132,8 +131,7 @@ class IotBox(models.Model):
                             LIMIT 1) found""",
                 key=key,
                 addr=remote_addr,
-                reserve=SQL("SET LOCAL synchronous_commit TO OFF;") if entries else SQL(),
-                ids=Log._reserve_ids_query(entries) if entries else SQL("NULL::bigint[]"),
+                ids=self.env["iot.box.log"]._reserve_ids_query(entries),
             )
         )
         return self.env.cr.fetchone()

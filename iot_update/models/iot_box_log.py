@@ -204,7 +204,9 @@ class IotBoxLog(models.Model):
         that box's address (its last check-in or its bus connection).
 
         Returns ``(box, kept)``: the box and the number of lines kept, or an
-        empty box and the reason of the refusal. One query finds the box and,
+        empty box and the reason of the refusal. A batch without a line at
+        the level kept costs no query: whichever box sent it, from wherever,
+        nothing would be written (an empty box, 0). One query finds the box and,
         when the batch is accepted, takes the ids of its entries (in the order
         batches arrive); a batch with errors costs one UPDATE of the box's
         last error date, at most once a minute per box. Its entries are
@@ -217,8 +219,10 @@ class IotBoxLog(models.Model):
         # A batch longer than the count bound keeps its newest lines.
         lines = [(levelno, message) for levelno, message in batch.lines if levelno >= threshold]
         lines = lines[-settings["box_log_max_lines"] :]
-        entries = [(levelno, [message for __, message in run]) for levelno, run in groupby(lines, key=itemgetter(0))]
         Box = self.env["iot.box"].sudo()
+        if not lines:
+            return Box, 0
+        entries = [(levelno, [message for __, message in run]) for levelno, run in groupby(lines, key=itemgetter(0))]
         found = Box._find_log_box(batch.key, remote_addr, len(entries))
         if not found:
             return Box, "unknown box"
@@ -228,8 +232,6 @@ class IotBoxLog(models.Model):
         box = Box.browse(box_id)
         if not remote_addr or remote_addr not in (checkin_addr, bus_addr):
             return Box, "not from the box's address"
-        if not lines:
-            return box, 0
         now = fields.Datetime.now()
         if max(levelno for levelno, __ in lines) >= LEVEL_NUMBERS["error"]:
             box._record_error_date(now, error_date)

@@ -180,6 +180,20 @@ class TestBoxLog(IotCase):
         self.assertEqual(len(self.messages()), 1 + 50 + 1)
         self.assertEqual(self.line_count(), 101)
 
+    def test_a_batch_with_nothing_at_the_level_kept_costs_no_query(self):
+        """Nothing of it would be written, whichever box sent it from
+        wherever: it is neither looked up nor refused."""
+        below = [(20, "status polled"), (10, "debug")]
+        self.Log._get_log_settings()  # read once per process, then cached
+        for name, key, addr in [
+            ("the box", MAC, ADDR),
+            ("an unknown box", "aa:bb:cc:dd:ee:99", ADDR),
+            ("another address", MAC, "203.0.113.9"),
+        ]:
+            with self.subTest(name), self.assertQueryCount(0):
+                self.assertEqual(self.Log._receive(batch(*below, key=key), addr), (self.Box, 0))
+        self.assertIsNone(box_lines.take(self.env.cr.dbname), "nothing collected")
+
     def test_batches_are_collected_for_a_second_and_written_together(self):
         scheduled = []
         self.patch(box_lines, "schedule", lambda delay, function: scheduled.append(delay))

@@ -253,6 +253,16 @@ class TestBoxLogRefusals(BoxLogHttpMixin, IotHttpCase):
                 self.assertFalse(self.Box.with_context(active_test=False).search([("last_error_date", "!=", False)]))
             self.assertIn("refused", logs.output[0])
 
+    def test_a_batch_below_the_level_kept_is_not_refused(self):
+        """A box whose level an administrator raised sends batches of info
+        lines: nothing to keep, so nothing to refuse or log, even from a box
+        this server does not know."""
+        with self.assertNoLogs(CONTROLLER_LOGGER, "WARNING"):
+            for key in (f"mac {MAC}", "mac aa:bb:cc:dd:ee:99"):
+                box_log_refusals.reset()
+                self.assert_empty_ok(self.post_log(self.body(key, lines=[(20, "status polled")])))
+        self.assertFalse(self.log_lines())
+
     def test_form_body_over_the_limit(self):
         """A form body is read by Odoo before the route: over the limit it is
         refused unread by Odoo, still answered 200 with an empty body."""
