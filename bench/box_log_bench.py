@@ -3,9 +3,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """Cost of a box's log batch (POST /iot/log) beside Odoo's cheapest route.
 
-    .venv/bin/python bench/box_log_bench.py [--boxes 20] [--requests 100] [--rounds 3] [--workers 0]
+    .venv/bin/python bench/box_log_bench.py [--boxes 20] [--requests 100] [--rounds 10] [--workers 0]
 
-What it does, in one run (well under a minute with the defaults):
+What it does, in one run (about a minute with the defaults):
 
 1. creates a fresh database (``<IOT_UPDATE_TEST_DB>_boxlog_bench`` unless
    ``--db``) with ``iot_update``, using ``.dev/odoo.conf`` (run ``./dev setup``
@@ -14,20 +14,23 @@ What it does, in one run (well under a minute with the defaults):
    address their log batches then come from);
 3. sends each box's first batch with errors (d): the box starts reporting
    errors (its error date, a notification to the open dashboards), then, one
-   at a time, in ``--rounds`` turns of ``--requests`` each:
-   (a) a batch of 50 lines kept (45 warnings, 5 errors: one INSERT of its 10
-   entries, the per-box bound), (b) a batch of 50 INFO lines, below the level
-   kept (nothing written), (c) ``/web/webclient/version_info``, a JSON-RPC
-   route that reads nothing; batches are bodies as the genuine 18.0
-   ``AsyncHTTPHandler`` builds them, sent chunked as it sends them;
+   at a time, in ``--rounds`` turns of ``--requests`` each: (a) a batch of 50
+   lines kept (45 warnings, 5 errors: 10 entries, written with the others
+   the server collects within the second, the per-box bound), (b) a batch of
+   50 INFO lines, below the level kept (no query, nothing written), (c)
+   ``/web/webclient/version_info``, a JSON-RPC route that reads nothing;
+   batches are bodies as the genuine 18.0 ``AsyncHTTPHandler`` builds them,
+   sent chunked as it sends them; the routes take turns, so that the
+   machine's drift over a run weighs on each alike;
 4. prints per route the mean, p50 and p99 latency and the mean's ratio to (c),
    and the CPU time the server and its PostgreSQL backends used per request
-   (read in /proc around each turn; a turn of batches ends with a wait for
-   the server's write of the entries it collected, and the CPU those
-   processes use idle over such a wait, measured before, is taken off) and
-   its ratio to (c); then the lines and entries kept per box (the count
-   bound) and the table's size; then stops
-   the server and drops the database (``--keep-db`` keeps it). Server log:
+   and its ratio to (c): read in /proc around each turn, the backends listed
+   anew each time (the server's pool opens one for the write while a request
+   holds another); a turn of batches ends with a wait for the server's write
+   of the entries it collected, and the CPU those processes use idle over
+   such a wait, measured before, is taken off. Then the lines and entries
+   kept per box (the count bound) and the table's size; then it stops the
+   server and drops the database (``--keep-db`` keeps it). Server log:
    ``.dev/bench-odoo.log``.
 
 The box gives the server 0.5 s per batch (``_REQUEST_TIMEOUT``): the p99 of (a)
@@ -110,16 +113,24 @@ def timed(session, url, body, headers, chunked):
 
 
 def process_cpu_seconds(pids):
-    """CPU time (user and system) the processes ``pids`` used so far, from
-    /proc; a process that is gone counts nothing."""
-    ticks = 0
+    """CPU time (user and system) each of the processes ``pids`` used so far,
+    from /proc: ``{pid: seconds}``, a process that is gone left out."""
+    seconds = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+def cpu_between(before, after):
+    """CPU the processes used between two readings of ``process_cpu_seconds``:
+    a process that started in between (a connection the server's pool opened
+    for the write of the entries while a request held the other) counts all
+    it used."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def server_pids(server):
@@ -148,8 +159,8 @@ def database_pids(options, db):
 def measure(url, macs, requests_per_round, rounds, cpu_pids=list):
     """Per route: the latencies seen by the client, and the CPU seconds the
     server and the database used per request (the processes ``cpu_pids()``
-    names after the warm-up, read around each
-    route's turn; empty where /proc shows none of them)."""
+    names, read around each route's turn; empty where /proc shows none of
+    them)."""
     routes = {
         "(a) /iot/log, 50 lines kept": (
             "/iot/log",
@@ -176,27 +187,32 @@ def measure(url, macs, requests_per_round, rounds, cpu_pids=list):
     for path, bodies, headers, chunked in routes.values():  # warm-up
         for number in range(10):
             timed(session, url + path, bodies[number % len(bodies)], headers, chunked)
-    pids = cpu_pids()
+
+    def reading():
+        # The processes are listed anew at each reading: the server's pool
+        # opens a connection (a PostgreSQL backend) when it needs one.
+        return process_cpu_seconds(cpu_pids())
+
     # The turns of batches end with a wait for the server's write of them:
     # what the server and the database use idle over such a wait is taken off.
     idle = []
     for __ in range(2):
-        before = process_cpu_seconds(pids)
+        before = reading()
         time.sleep(WRITE_WAIT)
-        idle.append(process_cpu_seconds(pids) - before)
+        idle.append(cpu_between(before, reading()))
     idle = statistics.mean(idle)
     # Each box's first batch with errors in 24 hours also writes its error
     # date and tells the open dashboards (once a day per box): timed apart,
     # so that (a) is the batch of a box already reporting errors.
     first = FIRST_ERROR_LABEL
     path, bodies, headers, chunked = routes["(a) /iot/log, 50 lines kept"]
-    before = process_cpu_seconds(pids)
+    before = reading()
     latencies[first] = [timed(session, url + path, body, headers, chunked) for body in bodies[10:]]
     time.sleep(WRITE_WAIT)
-    cpu[first] = process_cpu_seconds(pids) - before - idle
+    cpu[first] = cpu_between(before, reading()) - idle
     for __ in range(rounds):
         for label, (path, bodies, headers, chunked) in routes.items():
-            before = process_cpu_seconds(pids)
+            before = reading()
             for number in range(requests_per_round):
                 latencies[label].append(timed(session, url + path, bodies[number % len(bodies)], headers, chunked))
             if path == "/iot/log":
@@ -204,8 +220,8 @@ def measure(url, macs, requests_per_round, rounds, cpu_pids=list):
                 # that write is part of the turn's CPU.
                 time.sleep(WRITE_WAIT)
                 cpu[label] -= idle
-            cpu[label] += process_cpu_seconds(pids) - before
-    if pids:
+            cpu[label] += cpu_between(before, reading())
+    if before:
         return latencies, {label: seconds / max(len(latencies[label]), 1) for label, seconds in cpu.items()}, idle
     return latencies, None, None
 
@@ -260,7 +276,7 @@ def main(argv=None):
     parser.add_argument("--db", default=os.environ.get("IOT_UPDATE_TEST_DB", "iot_update_test") + "_boxlog_bench")
     parser.add_argument("--boxes", type=int, default=20, help="boxes sending batches in turn")
     parser.add_argument("--requests", type=int, default=100, help="requests per route and round")
-    parser.add_argument("--rounds", type=int, default=3, help="turns the routes take")
+    parser.add_argument("--rounds", type=int, default=10, help="turns the routes take")
     parser.add_argument("--workers", type=int, default=0, help="Odoo workers (0: the threaded server)")
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database")
     docs_table.add_option(parser, "box-log")
