@@ -140,8 +140,8 @@ class IotBoxLog(models.Model):
         cr = self.env.cr
         # Entries take ids at the pace of the fleet's logs (a box logging an
         # error in a loop takes two a second, a thousand such boxes would use
-        # up 32-bit ids in under two weeks): the ids are 64-bit. Odoo leaves the
-        # type of an existing ``id`` column alone, so this holds.
+        # up 32-bit ids in under two weeks): the ids are 64-bit. Odoo leaves
+        # the type of an existing ``id`` column alone, so this holds.
         cr.execute(
             SQL(
                 """SELECT column_type.typname, sequence_type.typname
@@ -206,9 +206,9 @@ class IotBoxLog(models.Model):
         Returns ``(box, kept)``: the box and the number of lines kept, or an
         empty box and the reason of the refusal. A batch without a line at
         the level kept costs no query: whichever box sent it, from wherever,
-        nothing would be written (an empty box, 0). One query finds the box and,
-        when the batch is accepted, takes the ids of its entries (in the order
-        batches arrive); a batch with errors costs one UPDATE of the box's
+        nothing would be written (an empty box, 0). Otherwise one query finds
+        the box and, when the batch is accepted, takes the ids of its entries
+        (in the order batches arrive); a batch with errors costs one UPDATE of the box's
         last error date, at most once a minute per box. Its entries are
         written with the other batches this server process accepts within
         the second (``box_lines``): the box is answered without waiting for
