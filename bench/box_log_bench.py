@@ -23,10 +23,10 @@ What it does, in one run (about a minute with the defaults):
    sent chunked as it sends them; the routes take turns, so that the
    machine's drift over a run weighs on each alike;
 4. prints per route the mean, p50 and p99 latency and the mean's ratio to (c),
-   and the CPU time the server and its PostgreSQL backends used per request
-   and its ratio to (c): read in /proc around each turn, the backends listed
-   anew each time (the server's pool opens one for the write while a request
-   holds another); a turn of batches ends with a wait for the server's write
+   and the CPU time the server and its PostgreSQL backends used per request,
+   its ratio to (c) and the part of it the backends used: read in /proc
+   around each turn, the backends listed anew each time (the server's pool
+   opens one for the write while a request holds another); a turn of batches ends with a wait for the server's write
    of the entries it collected, and the CPU those processes use idle over
    such a wait, measured before, is taken off. Then the lines and entries
    kept per box (the count bound) and the table's size; then it stops the
@@ -44,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -156,11 +157,11 @@ def database_pids(options, db):
     return pids
 
 
-def measure(url, macs, requests_per_round, rounds, cpu_pids=list):
-    """Per route: the latencies seen by the client, and the CPU seconds the
-    server and the database used per request (the processes ``cpu_pids()``
-    names, read around each route's turn; empty where /proc shows none of
-    them)."""
+def measure(url, macs, requests_per_round, rounds, cpu_pids=dict):
+    """Per route: the latencies seen by the client, and the CPU seconds each
+    group of processes used per request (``cpu_pids()``: ``{group: pids}``,
+    the server's and PostgreSQL's, read around each route's turn; None where
+    /proc shows none of them)."""
     routes = {
         "(a) /iot/log, 50 lines kept": (
             "/iot/log",
@@ -182,7 +183,7 @@ def measure(url, macs, requests_per_round, rounds, cpu_pids=list):
         ),
     }
     latencies = {label: [] for label in routes}
-    cpu = {label: 0.0 for label in routes}
+    cpu = {label: Counter() for label in routes}
     session = requests.Session()
     for path, bodies, headers, chunked in routes.values():  # warm-up
         for number in range(10):
@@ -191,16 +192,18 @@ def measure(url, macs, requests_per_round, rounds, cpu_pids=list):
     def reading():
         # The processes are listed anew at each reading: the server's pool
         # opens a connection (a PostgreSQL backend) when it needs one.
-        return process_cpu_seconds(cpu_pids())
+        return {group: process_cpu_seconds(pids) for group, pids in cpu_pids().items()}
+
+    def used(before, after):
+        return Counter({group: cpu_between(before.get(group, {}), seconds) for group, seconds in after.items()})
 
     # The turns of batches end with a wait for the server's write of them:
     # what the server and the database use idle over such a wait is taken off.
-    idle = []
+    idle = Counter()
     for __ in range(2):
         before = reading()
         time.sleep(WRITE_WAIT)
-        idle.append(cpu_between(before, reading()))
-    idle = statistics.mean(idle)
+        idle.update({group: seconds / 2 for group, seconds in used(before, reading()).items()})
     # Each box's first batch with errors in 24 hours also writes its error
     # date and tells the open dashboards (once a day per box): timed apart,
     # so that (a) is the batch of a box already reporting errors.
@@ -209,7 +212,8 @@ def measure(url, macs, requests_per_round, rounds, cpu_pids=list):
     before = reading()
     latencies[first] = [timed(session, url + path, body, headers, chunked) for body in bodies[10:]]
     time.sleep(WRITE_WAIT)
-    cpu[first] = cpu_between(before, reading()) - idle
+    cpu[first] = used(before, reading())
+    cpu[first].subtract(idle)
     for __ in range(rounds):
         for label, (path, bodies, headers, chunked) in routes.items():
             before = reading()
@@ -219,10 +223,14 @@ def measure(url, macs, requests_per_round, rounds, cpu_pids=list):
                 # The server writes what it accepted within the second after:
                 # that write is part of the turn's CPU.
                 time.sleep(WRITE_WAIT)
-                cpu[label] -= idle
-            cpu[label] += cpu_between(before, reading())
-    if before:
-        return latencies, {label: seconds / max(len(latencies[label]), 1) for label, seconds in cpu.items()}, idle
+                cpu[label].subtract(idle)
+            cpu[label].update(used(before, reading()))
+    if any(before.values()):
+        per_request = {
+            label: {group: seconds / max(len(latencies[label]), 1) for group, seconds in groups.items()}
+            for label, groups in cpu.items()
+        }
+        return latencies, per_request, sum(idle.values())
     return latencies, None, None
 
 
@@ -250,11 +258,15 @@ def percentile(values, fraction):
 
 
 def print_table(latencies, cpu=None):
+    """The table of ``measure``'s figures; ``cpu``: per route, the CPU
+    seconds per request of each group of processes (``PostgreSQL`` is shown
+    apart, as the part of the total its backends used)."""
     base_label = "(c) /web/webclient/version_info"
     base = statistics.mean(latencies[base_label])
+    cpu = cpu and {label: (sum(groups.values()), groups.get("PostgreSQL", 0.0)) for label, groups in cpu.items()}
     print(
         f"{'route':42} {'requests':>8} {'mean ms':>8} {'p50 ms':>7} {'p99 ms':>7} {'x (c)':>6}"
-        f" {'CPU ms':>7} {'x (c)':>6}"
+        f" {'CPU ms':>7} {'x (c)':>6} {'of it PG':>8}"
     )
     for label, values in latencies.items():
         if not values:
@@ -265,9 +277,10 @@ def print_table(latencies, cpu=None):
             f"{percentile(values, 0.99) * 1000:7.2f} {mean / base:6.2f}"
         )
         if cpu:
-            line += f" {cpu[label] * 1000:7.2f} {cpu[label] / cpu[base_label]:6.2f}"
+            total, database = cpu[label]
+            line += f" {total * 1000:7.2f} {total / cpu[base_label][0]:6.2f} {database * 1000:8.2f}"
         else:
-            line += f" {'-':>7} {'-':>6}"
+            line += f" {'-':>7} {'-':>6} {'-':>8}"
         print(line)
 
 
@@ -293,7 +306,11 @@ def main(argv=None):
         macs = register_boxes(options, args.db, url, args.boxes)
         say(f"{len(macs)} boxes registered; {args.rounds} rounds of {args.requests} requests per route")
         latencies, cpu, idle = measure(
-            url, macs, args.requests, args.rounds, lambda: server_pids(server) + database_pids(options, args.db)
+            url,
+            macs,
+            args.requests,
+            args.rounds,
+            lambda: {"server": server_pids(server), "PostgreSQL": database_pids(options, args.db)},
         )
     finally:
         stop_server(server)

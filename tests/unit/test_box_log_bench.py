@@ -30,3 +30,16 @@ def test_cpu_is_read_per_process_and_a_gone_process_is_left_out():
     seconds = bench.process_cpu_seconds([alive, gone.pid])
     assert list(seconds) == [alive]
     assert seconds[alive] > 0
+
+
+def test_the_table_shows_the_part_of_the_cpu_postgresql_used(capsys):
+    latencies = {"(a) /iot/log, 50 lines kept": [0.004, 0.004], "(c) /web/webclient/version_info": [0.002, 0.002]}
+    cpu = {
+        "(a) /iot/log, 50 lines kept": {"server": 0.003, "PostgreSQL": 0.001},
+        "(c) /web/webclient/version_info": {"server": 0.0015, "PostgreSQL": 0.0005},
+    }
+    bench.print_table(latencies, cpu)
+    header, kept, cheapest = capsys.readouterr().out.splitlines()
+    assert header.split()[-3:] == ["of", "it", "PG"]
+    assert kept.split()[-3:] == ["4.00", "2.00", "1.00"]
+    assert cheapest.split()[-3:] == ["2.00", "1.00", "0.50"]
