@@ -138,6 +138,7 @@ class IotBoxLog(models.Model):
 
     def init(self):
         cr = self.env.cr
+        sequence = f"{self._table}_id_seq"
         # Entries take ids at the pace of the fleet's logs (a box logging an
         # error in a loop takes two a second, a thousand such boxes would use
         # up 32-bit ids in under two weeks): the ids are 64-bit. Odoo leaves
@@ -147,10 +148,11 @@ class IotBoxLog(models.Model):
                 """SELECT column_type.typname, sequence_type.typname
                      FROM pg_attribute col
                      JOIN pg_type column_type ON column_type.oid = col.atttypid
-                     JOIN pg_sequence seq ON seq.seqrelid = pg_get_serial_sequence(%(table)s, 'id')::regclass
+                     JOIN pg_sequence seq ON seq.seqrelid = %(sequence)s::regclass
                      JOIN pg_type sequence_type ON sequence_type.oid = seq.seqtypid
                     WHERE col.attrelid = %(table)s::regclass AND col.attname = 'id'""",
                 table=self._table,
+                sequence=sequence,
             )
         )
         if cr.fetchone() != ("int8", "int8"):
@@ -158,7 +160,7 @@ class IotBoxLog(models.Model):
                 SQL(
                     "ALTER TABLE %s ALTER COLUMN id TYPE bigint; ALTER SEQUENCE %s AS bigint",
                     SQL.identifier(self._table),
-                    SQL.identifier(f"{self._table}_id_seq"),
+                    SQL.identifier(sequence),
                 )
             )
         # A box's lines newest first: the Box Log tab and the count bound.
@@ -208,11 +210,11 @@ class IotBoxLog(models.Model):
         the level kept costs no query: whichever box sent it, from wherever,
         nothing would be written (an empty box, 0). Otherwise one query finds
         the box and, when the batch is accepted, takes the ids of its entries
-        (in the order batches arrive); a batch with errors costs one UPDATE of the box's
-        last error date, at most once a minute per box. Its entries are
-        written with the other batches this server process accepts within
-        the second (``box_lines``): the box is answered without waiting for
-        a write of its own.
+        (in the order batches arrive); a batch with errors costs one UPDATE
+        of the box's last error date, at most once a minute per box. Its
+        entries are written with the other batches this server process
+        accepts within the second (``box_lines``): the box is answered
+        without waiting for a write of its own.
         """
         settings = self._get_log_settings()
         threshold = LEVEL_NUMBERS[settings["box_log_level"]]

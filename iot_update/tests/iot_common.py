@@ -80,6 +80,13 @@ class IotCaseMixin:
         second after accepting them."""
         self.env["iot.box.log"].sudo()._write_entries(box_lines.take(self.env.cr.dbname) or [])
 
+    def log_lines(self, box=None):
+        """The box log entries (of ``box``, else of every box), oldest first,
+        once the server wrote what it collected."""
+        self.write_box_lines()
+        domain = [("box_id", "=", box.id)] if box else []
+        return self.env["iot.box.log"].search(domain, order="id")
+
     def check_in(self, **kwargs):
         """Call the check-in service as the controller does."""
         payload = box_payload(kwargs.pop("token", self.token), **kwargs)

@@ -112,13 +112,6 @@ class BoxLogHttpMixin:
     def post_log(self, body, headers=None):
         return self.opener.post(self.base_url() + "/iot/log", data=body, headers=headers or {}, timeout=60)
 
-    def log_lines(self, box=None):
-        """The entries kept, once the server wrote what it collected (within
-        the second after accepting a batch)."""
-        self.write_box_lines()
-        domain = [("box_id", "=", box.id)] if box else []
-        return self.env["iot.box.log"].search(domain, order="id")
-
     def assert_empty_ok(self, response):
         self.assertEqual(response.status_code, 200)
         self.assertEqual(response.content, b"")

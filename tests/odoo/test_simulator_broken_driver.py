@@ -115,12 +115,6 @@ class TestSimulatorBrokenDriver(RolloutSteps, IotHttpCase):
         self.assertEqual(self.connected(canary), set(self.canary_spec.devices))
         self.assertEqual(len(self.log_lines(canary)), 1)
 
-    def log_lines(self, box):
-        """The box's entries, once the server wrote what it collected (within
-        the second after accepting a batch)."""
-        self.write_box_lines()
-        return self.env["iot.box.log"].search([("box_id", "=", box.id)], order="id")
-
     def test_without_the_options_nothing_breaks(self):
         self.simulate(handlers=False)
         canary = self.box(self.canary_spec.identifier)
