@@ -2,7 +2,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import json
 import logging
-import time
 
 from odoo import http
 from odoo.http import request
@@ -42,10 +41,6 @@ def _claimed_identifier(data):
     except (KeyError, TypeError, IndexError):
         return None
     return identifier if isinstance(identifier, str) else f"<{type(identifier).__name__}>"
-
-
-#: Refused log batches: one warning line a minute at most, whatever their number.
-box_log_refusals = box_log_wire.RefusalNotice(60, time.monotonic)
 
 
 def _read_bounded(stream, limit):
@@ -182,7 +177,8 @@ class IotUpdateController(http.Controller):
         methods=["POST"],
         csrf=False,
         save_session=False,
-        readonly=False,
+        # Nothing is written in the request's transaction (see below).
+        readonly=True,
         max_content_length=box_log_wire.MAX_BODY_BYTES,
     )
     def iot_log(self, **kwargs):
@@ -199,18 +195,17 @@ class IotUpdateController(http.Controller):
             stream = httprequest._HTTPRequest__wrapped.stream
             body = _read_bounded(stream, box_log_wire.MAX_BODY_BYTES)
         if body is None:
-            box_log_refusals.note(_logger, "body too large", None, remote_addr)
+            box_log_wire.box_log_refusals.note(_logger, "body too large", None, remote_addr)
             return _empty_ok()
         try:
             batch = box_log_wire.read_log_batch(body)
         except box_log_wire.BoxLogError as error:
-            box_log_refusals.note(_logger, str(error), None, remote_addr)
+            box_log_wire.box_log_refusals.note(_logger, str(error), None, remote_addr)
             return _empty_ok()
-        # The lines kept are written with the others this process accepts
-        # within the second (iot.box.log._receive, box_lines).
-        box, result = request.env["iot.box.log"].sudo()._receive(batch, remote_addr)
-        if not box and result:  # refused: result is the reason (0: nothing at the level kept)
-            box_log_refusals.note(_logger, result, batch.key, remote_addr)
+        # The lines kept are collected without a query; the write of what
+        # this process accepts within the second checks whom each batch came
+        # from (iot.box.log._receive, _write_batches).
+        request.env["iot.box.log"].sudo()._receive(batch, remote_addr)
         return _empty_ok()
 
 

@@ -13,6 +13,7 @@ from odoo.tools import SQL, consteq
 from odoo.tools import hmac as odoo_hmac
 
 from ..tools.bus_subscription import CHANNEL_PREFIX, proven_identity
+from ..tools.pg_array import array_literal
 from .iot_box import (
     BUS_CONTACT_THROTTLE_MINUTES,
     CHANNEL_SCOPE,
@@ -100,41 +101,31 @@ class IotBox(models.Model):
         return Box._fetch_query(query, Box._determine_fields_to_fetch(FIND_FIELDS))
 
     @api.model
-    def _find_log_box(self, key, remote_addr, entries):
-        """What ``POST /iot/log`` needs of the box a batch naming ``key`` (a
-        MAC address or a serial number) speaks for, found as ``_find_box``
-        finds it (the box whose identifier is ``key``, else the oldest whose
-        MAC address is), in one indexed query that reads six columns: a box
-        posts a batch every 0.5 s while it logs, and the generic search costs
-        as much again as the query.
+    def _find_log_boxes(self, keys):
+        """What the write of log batches needs of the boxes ``keys`` (MAC
+        addresses or serial numbers) speak for, each found as ``_find_box``
+        finds it (the box whose identifier is the key, else the oldest whose
+        MAC address is), in one query that looks each key up in the indexes
+        of both columns, however many keys.
 
-        The same query takes ``entries`` ids of the box log's sequence for
-        the batch's entries (``iot.box.log._reserve_ids_query``), when the
-        box is active and ``remote_addr`` is one of its addresses: a refused
-        batch takes none.
-
-        Returns ``(id, active, checkin_remote_addr, bus_remote_addr,
-        last_error_date, name, entry_ids)`` (``entry_ids`` None when none were
-        taken), or None when no box has that key.
-        """
-        self.flush_model(["identifier", "mac", "active", "checkin_remote_addr", "bus_remote_addr", "last_error_date"])
+        Returns ``{key: {"id", "active", "checkin_remote_addr",
+        "bus_remote_addr", "last_error_date", "name"}}`` for the keys a box
+        has."""
+        columns = ["id", "active", "checkin_remote_addr", "bus_remote_addr", "last_error_date", "name"]
+        self.flush_model(["identifier", "mac", *columns[1:]])
         self.env.cr.execute(
             SQL(
-                """SET LOCAL synchronous_commit TO OFF;
-                   SELECT found.*,
-                          CASE WHEN found.active AND %(addr)s IN (found.checkin_remote_addr, found.bus_remote_addr)
-                               THEN %(ids)s END
-                     FROM (SELECT id, active, checkin_remote_addr, bus_remote_addr, last_error_date, name
-                             FROM iot_box
-                            WHERE identifier = %(key)s OR mac = %(key)s
-                         ORDER BY identifier = %(key)s DESC, id
-                            LIMIT 1) found""",
-                key=key,
-                addr=remote_addr,
-                ids=self.env["iot.box.log"]._reserve_ids_query(entries),
+                """SELECT key.key, found.*
+                     FROM unnest(%(keys)s::varchar[]) AS key(key),
+                          LATERAL (SELECT id, active, checkin_remote_addr, bus_remote_addr, last_error_date, name
+                                     FROM iot_box
+                                    WHERE identifier = key.key OR mac = key.key
+                                 ORDER BY identifier = key.key DESC, id
+                                    LIMIT 1) found""",
+                keys=array_literal(sorted(keys)),
             )
         )
-        return self.env.cr.fetchone()
+        return {key: dict(zip(columns, values, strict=True)) for key, *values in self.env.cr.fetchall()}
 
     @api.model
     def _iot_setup(self, request, remote_addr=None):

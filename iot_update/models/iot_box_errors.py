@@ -10,6 +10,7 @@ from odoo.modules.registry import Registry
 from odoo.tools import SQL
 
 from ..tools.coalesce import Coalescer
+from ..tools.pg_array import array_literal
 from .iot_box_log import ERROR_DATE_THROTTLE_SECONDS
 
 #: A box is "reporting errors" while its last error line is more recent than this.
@@ -80,46 +81,61 @@ class IotBox(models.Model):
     def _reporting_errors_since(self):
         return fields.Datetime.now() - timedelta(hours=REPORTING_ERRORS_HOURS)
 
-    def _record_error_date(self, date, recorded=None):
-        """The box sent an error line at ``date``: one UPDATE, skipped when
-        the date recorded is less than a minute older. A box that was not
-        reporting errors starts to (``_on_reporting_errors``).
+    @api.model
+    def _record_error_dates(self, dates, recorded):
+        """The boxes ``dates`` names (``{box id: date}``) sent an error line at
+        that date: one UPDATE for all of them, which skips a box whose date
+        recorded is less than a minute older. The boxes that were not
+        reporting errors start to (``_on_reporting_errors``).
 
-        ``recorded``: the box's last error date as the caller read it (POST
-        /iot/log reads it with the box): when it is within the minute, the
-        UPDATE would write nothing and is not sent (a box logging errors in a
-        loop costs no query for them)."""
-        self.ensure_one()
-        throttle = date - timedelta(seconds=ERROR_DATE_THROTTLE_SECONDS)
-        if recorded and recorded >= throttle:
+        ``recorded``: the boxes' last error dates as the caller read them
+        (``{box id: date or None}``): a box whose date is within the minute
+        is left out without a query (a box logging errors in a loop costs
+        one write of its row a minute)."""
+        throttle = timedelta(seconds=ERROR_DATE_THROTTLE_SECONDS)
+        due = {
+            box_id: date
+            for box_id, date in sorted(dates.items())
+            if not recorded.get(box_id) or recorded[box_id] < date - throttle
+        }
+        if not due:
             return
-        self.flush_recordset(["last_error_date"])
+        self.flush_model(["last_error_date"])
+        # The rows are locked in the order of their ids (no deadlock with
+        # another server process's write of the same boxes); ``old`` holds
+        # the dates before the UPDATE, as committed when the lock is taken.
         self.env.cr.execute(
             SQL(
-                """UPDATE iot_box box SET last_error_date = %(date)s
-                     FROM (SELECT id, last_error_date FROM iot_box WHERE id = %(id)s) old
-                    WHERE box.id = old.id
-                      AND (old.last_error_date IS NULL OR old.last_error_date < %(throttle)s)
-                RETURNING old.last_error_date""",
-                date=date,
-                id=self.id,
+                """UPDATE iot_box box SET last_error_date = new.date
+                     FROM unnest(%(ids)s::int[], %(dates)s::timestamp[]) AS new(id, date),
+                          (SELECT id, last_error_date FROM iot_box
+                            WHERE id = ANY(%(ids)s::int[]) ORDER BY id FOR NO KEY UPDATE) old
+                    WHERE box.id = new.id AND old.id = new.id
+                      AND (old.last_error_date IS NULL OR old.last_error_date < new.date - %(throttle)s)
+                RETURNING box.id, old.last_error_date, new.date""",
+                ids=array_literal(due),
+                dates=array_literal(due.values()),
                 throttle=throttle,
             ),
             log_exceptions=False,
         )
-        row = self.env.cr.fetchone()
-        self.invalidate_recordset(["last_error_date"], flush=False)
-        self.modified(["last_error_date"])
-        if row and (not row[0] or row[0] < date - timedelta(hours=REPORTING_ERRORS_HOURS)):
-            # Its card and the dashboard's count of boxes reporting errors
-            # change: the open dashboards are told once the batch is
+        rows = self.env.cr.fetchall()
+        boxes = self.browse([row[0] for row in rows])
+        boxes.invalidate_recordset(["last_error_date"], flush=False)
+        boxes.modified(["last_error_date"])
+        starting = self.browse(
+            [box_id for box_id, old, date in rows if not old or old < date - timedelta(hours=REPORTING_ERRORS_HOURS)]
+        )
+        if starting:
+            # Their cards and the dashboard's count of boxes reporting
+            # errors change: the open dashboards are told once the write is
             # committed, with the other boxes that start within the second.
-            self.env.cr.postcommit.add(partial(error_starts.add, self.env.cr.dbname, self.ids))
-            self._on_reporting_errors()
+            self.env.cr.postcommit.add(partial(error_starts.add, self.env.cr.dbname, starting.ids))
+            starting._on_reporting_errors()
 
     def _on_reporting_errors(self):
-        """Hook called when ``self`` starts reporting errors (its first error
-        line in 24 hours), in the transaction that recorded it."""
+        """Hook called when the boxes ``self`` start reporting errors (their
+        first error line in 24 hours), in the transaction that recorded it."""
 
     @api.model
     def _cron_refresh_update_status(self):

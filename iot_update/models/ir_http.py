@@ -3,7 +3,8 @@
 from odoo import models
 from odoo.http import request
 
-from ..controllers.iot_update import _empty_ok, _logger, box_log_refusals
+from ..controllers.iot_update import _empty_ok, _logger
+from ..tools.box_log import box_log_refusals
 
 LOG_ROUTE = "/iot/log"
 

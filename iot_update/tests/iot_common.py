@@ -12,10 +12,13 @@ from odoo.tests import HttpCase, TransactionCase, tagged
 
 from odoo.addons.iot_update.models.iot_box_errors import error_starts
 from odoo.addons.iot_update.models.iot_box_log import box_lines
+from odoo.addons.iot_update.tools.box_log import box_log_refusals
 from odoo.addons.iot_update.tools.setup_payload import read_setup_payload
 
 BOX_LOGGER = "odoo.addons.iot_update.models.iot_box_checkin"
 CONTROLLER_LOGGER = "odoo.addons.iot_update.controllers.iot_update"
+#: The route's refusals and the write's (``iot.box.log._write_batches``).
+ADDON_LOGGER = "odoo.addons.iot_update"
 
 
 @contextmanager
@@ -73,12 +76,15 @@ class IotCaseMixin:
     def setUp(self):
         super().setUp()
         self.addCleanup(box_lines.take, self.env.cr.dbname)
+        # Each test sees the first refusal of a log batch logged.
+        box_log_refusals.reset()
+        self.addCleanup(box_log_refusals.reset)
         self.addCleanup(error_starts.take, self.env.cr.dbname)
 
     def write_box_lines(self):
-        """Write the log entries the server collected, as it does within the
-        second after accepting them."""
-        self.env["iot.box.log"].sudo()._write_entries(box_lines.take(self.env.cr.dbname) or [])
+        """Write the log batches the server collected, as it does within the
+        second after accepting them; the batches it refused, with why."""
+        return self.env["iot.box.log"].sudo()._write_batches(box_lines.take(self.env.cr.dbname) or [])
 
     def log_lines(self, box=None):
         """The box log entries (of ``box``, else of every box), oldest first,

@@ -33,6 +33,7 @@ from .iot_common import IotCase
 MAC = "aa:bb:cc:dd:ee:01"
 ADDR = "127.0.0.1"
 T0 = datetime(2026, 3, 1, 12, 0, 0)
+MODEL_LOGGER = "odoo.addons.iot_update.models.iot_box_log"
 
 
 def batch(*lines, key=MAC, kind="mac"):
@@ -93,25 +94,30 @@ class TestBoxLog(IotCase):
         self.Log = self.env["iot.box.log"].sudo()
 
     def receive(self, *lines, remote_addr=ADDR, **kwargs):
-        """What POST /iot/log does with the batch, and the write of its
-        entries within the second after."""
-        result = self.Log._receive(batch(*lines, **kwargs), remote_addr)
+        """What POST /iot/log does with the batch, and the write of it within
+        the second after: the number of lines collected."""
+        collected = self.Log._receive(batch(*lines, **kwargs), remote_addr)
         self.write_box_lines()
-        return result
+        return collected
+
+    def box_receiving(self, *lines, **kwargs):
+        """The box whose log the batch went to."""
+        self.receive(*lines, **kwargs)
+        return self.Log.search([], limit=1).box_id
 
     def messages(self, box=None):
         return self.Log.search([("box_id", "=", (box or self.box_).id)]).mapped("message")
 
     def test_level_setting(self):
         lines = [(10, "debug"), (20, "info"), (30, "warning"), (40, "error"), (50, "critical"), (35, "custom")]
-        self.assertEqual(self.receive(*lines), (self.box_, 4))
+        self.assertEqual(self.receive(*lines), 4)
         self.assertEqual(sorted(self.messages()), ["critical", "custom", "error", "warning"])
         self.env["ir.config_parameter"].set_param("iot_update.box_log_level", "DEBUG")
-        self.assertEqual(self.receive(*lines)[1], 6)
+        self.assertEqual(self.receive(*lines), 6)
         self.env["ir.config_parameter"].set_param("iot_update.box_log_level", "error")
-        self.assertEqual(self.receive(*lines)[1], 2)
+        self.assertEqual(self.receive(*lines), 2)
         self.env["ir.config_parameter"].set_param("iot_update.box_log_level", "nonsense")
-        self.assertEqual(self.receive(*lines)[1], 4, "a mistyped level is the default, WARNING")
+        self.assertEqual(self.receive(*lines), 4, "a mistyped level is the default, WARNING")
 
     def entries(self, box=None):
         """The box's entries, newest first: (level, levelno, message, line_count)."""
@@ -160,25 +166,45 @@ class TestBoxLog(IotCase):
         self.assertEqual([entry[2] for entry in self.entries()], ["c0\nc1\nc2\nc3", "b0\nb1\nb2"])
         self.assertEqual(self.line_count(), 7)
 
-    def test_a_batch_costs_one_query_and_is_written_with_the_others(self):
+    def test_a_batch_costs_no_query_and_is_written_with_the_others(self):
         with freeze_time(T0) as frozen:
             self.receive((40, "warm"))  # already reporting errors: no dashboard notification below
             frozen.tick(timedelta(minutes=2))
             self.env.flush_all()
             self.env.invalidate_all()
-            # Finding the box and taking its entries' ids; the UPDATE of its error date.
-            with self.assertQueryCount(2):
+            with self.assertQueryCount(0):
                 self.Log._receive(batch(*[(40 + i % 2, f"e{i}") for i in range(50)]), ADDR)
-            self.env.invalidate_all()
-            # Errors again within the minute: the box was read with its error date, nothing to update.
-            with self.assertQueryCount(1):
                 self.Log._receive(batch(*[(40, f"f{i}") for i in range(50)]), ADDR)
-        self.assertEqual(self.messages(), ["warm"], "nothing written by the requests themselves")
-        # The write of both batches: the INSERT and the DELETE of the bound (one round trip).
-        with self.assertQueryCount(1):
-            self.write_box_lines()
+            self.assertEqual(self.messages(), ["warm"], "nothing written by the requests themselves")
+            # The write of both batches: finding the box; the INSERT and the
+            # DELETE of the bound (one round trip); the UPDATE of its error date.
+            with self.assertQueryCount(3):
+                self.write_box_lines()
         self.assertEqual(len(self.messages()), 1 + 50 + 1)
         self.assertEqual(self.line_count(), 101)
+        self.box_.invalidate_recordset()
+        self.assertEqual(self.box_.last_error_date, T0 + timedelta(minutes=2))
+
+    def test_the_write_costs_as_many_queries_for_a_fleet_as_for_a_box(self):
+        """A second's batches of 20 boxes, some with errors, some refused:
+        the same three queries as one box's batch."""
+        boxes = self.Box
+        for number in range(20):
+            self.check_in(identifier=f"aa:bb:cc:dd:e0:{number:02x}")
+            boxes |= self.box(f"aa:bb:cc:dd:e0:{number:02x}")
+        self.env.flush_all()
+        for box in boxes:
+            for levelno in (30, 40):
+                self.Log._receive(batch((levelno, f"{box.identifier} {levelno}"), key=box.identifier), ADDR)
+        self.Log._receive(batch((40, "from a stranger"), key=MAC), "203.0.113.9")
+        self.Log._receive(batch((40, "from nobody"), key="aa:bb:cc:dd:ee:99"), ADDR)
+        with self.assertQueryCount(3), self.assertLogs(MODEL_LOGGER, "WARNING"):
+            refused = self.write_box_lines()
+        self.assertEqual([reason for __, reason in refused], ["not from the box's address", "unknown box"])
+        for box in boxes:
+            self.assertEqual(self.messages(box), [f"{box.identifier} 40", f"{box.identifier} 30"])
+        self.assertEqual(self.messages(), [])
+        self.assertEqual(self.Box.search([("reporting_errors", "=", True)]), boxes)
 
     def test_a_batch_with_nothing_at_the_level_kept_costs_no_query(self):
         """Nothing of it would be written, whichever box sent it from
@@ -191,7 +217,7 @@ class TestBoxLog(IotCase):
             ("another address", MAC, "203.0.113.9"),
         ]:
             with self.subTest(name), self.assertQueryCount(0):
-                self.assertEqual(self.Log._receive(batch(*below, key=key), addr), (self.Box, 0))
+                self.assertEqual(self.Log._receive(batch(*below, key=key), addr), 0)
         self.assertIsNone(box_lines.take(self.env.cr.dbname), "nothing collected")
 
     def test_batches_are_collected_for_a_second_and_written_together(self):
@@ -205,21 +231,17 @@ class TestBoxLog(IotCase):
         self.assertEqual(self.messages(), ["second", "first"])
 
     def test_what_a_batch_writes_does_not_wait_for_the_disk(self):
-        """Taking ids (which may log the sequence) and writing the entries
-        commit without waiting for PostgreSQL's disk flush; a batch below the
-        level kept (no ids taken) changes nothing of it."""
+        """The write of the entries commits without waiting for PostgreSQL's
+        disk flush."""
 
         def synchronous_commit():
             self.env.cr.execute("SHOW synchronous_commit")
             return self.env.cr.fetchone()[0]
 
-        # The calls run in the test's transaction: what they SET LOCAL stays visible here.
+        # The write runs in the test's transaction: what it SETs LOCAL stays visible here.
         self.env.cr.execute("SET LOCAL synchronous_commit TO on")
-        self.Log._receive(batch((20, "info")), ADDR)
-        self.assertEqual(synchronous_commit(), "on")
         self.Log._receive(batch((30, "kept")), ADDR)
-        self.assertEqual(synchronous_commit(), "off")
-        self.env.cr.execute("SET LOCAL synchronous_commit TO on")
+        self.assertEqual(synchronous_commit(), "on")
         self.write_box_lines()
         self.assertEqual(synchronous_commit(), "off")
         self.assertEqual(self.messages(), ["kept"])
@@ -229,7 +251,11 @@ class TestBoxLog(IotCase):
         lines: the batch that reaches the bound hands them all to the write
         itself, without waiting for the second to end."""
         written = []
-        self.patch(box_lines, "send", lambda dbname, rows: written.append([row[5] for row in rows]))
+        self.patch(
+            box_lines,
+            "send",
+            lambda dbname, batches: written.append([line for b in batches for __, run in b.entries for line in run]),
+        )
         self.patch(box_lines, "limit", 100)
         self.Log._receive(batch((30, "x" * 60)), ADDR)
         self.assertEqual(written, [])
@@ -237,19 +263,30 @@ class TestBoxLog(IotCase):
         self.assertEqual(written, [["x" * 60, "y" * 40]])
         self.assertIsNone(box_lines.take(self.env.cr.dbname), "nothing left waiting")
 
+    def accepted_apart(self, *batches):
+        """What two server processes collect when ``batches`` are accepted
+        one after the other, each by the next process."""
+        collected = []
+        for value in batches:
+            self.Log._receive(value, ADDR)
+            collected.append(box_lines.take(self.env.cr.dbname))
+        return collected
+
     def test_entries_are_listed_in_the_order_their_batches_were_accepted(self):
         """Two server processes accept a box's batches one after the other
         and write them in the other order: the box log lists them as
         accepted, and the count bound holds over both writes."""
+        first, second = self.accepted_apart(batch((30, "a0"), (30, "a1")), batch((30, "b0"), (30, "b1")))
+        self.Log._write_batches(second)
+        self.Log._write_batches(first)
+        self.assertEqual(self.messages(), ["b0\nb1", "a0\na1"], "newest first, as accepted")
+        self.assertEqual(self.box_.log_ids.mapped("message"), ["b0\nb1", "a0\na1"], "the Box Log tab too")
+        self.Log.search([]).unlink()
         self.env["ir.config_parameter"].set_param("iot_update.box_log_max_lines", "3")
-        dbname = self.env.cr.dbname
-        self.Log._receive(batch((30, "a0"), (30, "a1")), ADDR)
-        first = box_lines.take(dbname)
-        self.Log._receive(batch((30, "b0"), (30, "b1")), ADDR)
-        second = box_lines.take(dbname)
-        self.Log._write_entries(second)
+        first, second = self.accepted_apart(batch((30, "a0"), (30, "a1")), batch((30, "b0"), (30, "b1")))
+        self.Log._write_batches(second)
         self.assertEqual(self.messages(), ["b0\nb1"])
-        self.Log._write_entries(first)
+        self.Log._write_batches(first)
         self.assertEqual(self.messages(), ["b0\nb1"], "the older batch, written last, is past the bound")
         self.Log._receive(batch((30, "c0")), ADDR)
         self.Log._receive(batch((30, "d0")), ADDR)
@@ -321,6 +358,30 @@ class TestBoxLog(IotCase):
         self.env.cr.execute("SELECT max_value FROM pg_sequences WHERE sequencename = 'iot_box_log_id_seq'")
         self.assertEqual(self.env.cr.fetchone()[0], 2**63 - 1)
 
+    def test_an_install_with_the_index_by_id_gets_the_indexes_by_date(self):
+        """Entries are listed by their date since the write takes their ids:
+        a database installed with the ``(box_id, id)`` index gets the
+        ``(box_id, date, id)`` and ``(date, id)`` ones at the module's
+        upgrade, and loses the old one."""
+
+        def indexes():
+            self.env.cr.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'iot_box_log' AND indexname <> %s",
+                ["iot_box_log_pkey"],
+            )
+            return {name: definition.split(" USING ")[1] for name, definition in self.env.cr.fetchall()}
+
+        self.env.cr.execute("DROP INDEX iot_box_log_box_id_date_id_idx, iot_box_log_date_id_idx")
+        self.env.cr.execute("CREATE INDEX iot_box_log_box_id_id_idx ON iot_box_log (box_id, id)")
+        self.Log.init()
+        self.assertEqual(
+            indexes(),
+            {
+                "iot_box_log_box_id_date_id_idx": "btree (box_id, date, id)",
+                "iot_box_log_date_id_idx": "btree (date, id)",
+            },
+        )
+
     def test_count_bound_reads_the_box_newest_entries_only(self):
         """A box posting batches all day leaves dead entries below its bound
         (deleted, not yet vacuumed): finding the bound reads the box's entries
@@ -341,7 +402,7 @@ class TestBoxLog(IotCase):
         # next one (the running sum reads one row ahead).
         self.assertRegex(plan, r"Index Scan Backward using \w+ on iot_box_log \(actual rows=152 loops=1\)")
         self.env.cr.execute(bound)
-        self.assertEqual(self.env.cr.fetchone()[0], self.Log.search([("box_id", "=", self.box_.id)])[150].id)
+        self.assertEqual(self.env.cr.fetchone()[1], self.Log.search([("box_id", "=", self.box_.id)])[150].id)
 
     def test_a_batch_longer_than_the_bound_keeps_its_newest_lines(self):
         self.env["ir.config_parameter"].set_param("iot_update.box_log_max_lines", "10")
@@ -519,17 +580,22 @@ class TestBoxLog(IotCase):
             (batch((40, "x")), "203.0.113.9", "not from the box's address"),
             (batch((40, "x")), None, "not from the box's address"),
         ]
-        for value, addr, reason in cases:
-            with self.subTest(reason):
-                self.assertEqual(self.Log._receive(value, addr), (self.Box, reason))
+        with self.assertLogs(MODEL_LOGGER, "WARNING") as logs:
+            for value, addr, reason in cases:
+                with self.subTest(reason):
+                    self.assertEqual(self.Log._receive(value, addr), 1, "collected, without a query")
+                    refused = self.write_box_lines()
+                    self.assertEqual([(b.key, b.remote_addr, why) for b, why in refused], [(value.key, addr, reason)])
+        self.assertEqual(len(logs.output), 1, "one line a minute at most")
+        self.assertIn("refused (unknown box, box 'aa:bb:cc:dd:ee:99')", logs.output[0])
         self.assertFalse(self.Log.search([]))
         self.assertFalse(self.Box.with_context(active_test=False).search([("last_error_date", "!=", False)]))
 
     def test_box_found_by_serial_or_mac(self):
         self.check_in(identifier="SN-19", mac="aa:bb:cc:dd:ee:19")
         box19 = self.box("SN-19")
-        self.assertEqual(self.receive((30, "by serial"), key="SN-19", kind="identifier")[0], box19)
-        self.assertEqual(self.receive((30, "by mac"), key="aa:bb:cc:dd:ee:19")[0], box19)
+        self.assertEqual(self.box_receiving((30, "by serial"), key="SN-19", kind="identifier"), box19)
+        self.assertEqual(self.box_receiving((30, "by mac"), key="aa:bb:cc:dd:ee:19"), box19)
 
     def test_the_box_is_found_as_the_other_routes_find_it(self):
         # docs/protocol.md, "Which box a request speaks for": the box whose
@@ -541,11 +607,11 @@ class TestBoxLog(IotCase):
                 {"name": "newer", "identifier": "SN-NEW", "mac": shared, "checkin_remote_addr": ADDR},
             ]
         )
-        self.assertEqual(self.receive((30, "x"), key=shared)[0], older)
-        self.assertEqual(self.receive((30, "x"), key=shared, kind="identifier")[0], older)
+        self.assertEqual(self.box_receiving((30, "x"), key=shared), older)
+        self.assertEqual(self.box_receiving((30, "x"), key=shared, kind="identifier"), older)
         named = self.Box.create({"name": "named", "identifier": shared, "checkin_remote_addr": ADDR})
-        self.assertEqual(self.receive((30, "x"), key=shared)[0], named)
-        self.assertEqual(self.receive((30, "x"), key="SN-NEW", kind="identifier")[0], newer)
+        self.assertEqual(self.box_receiving((30, "x"), key=shared), named)
+        self.assertEqual(self.box_receiving((30, "x"), key="SN-NEW", kind="identifier"), newer)
         self.assertEqual(self.Box._find_box(shared, shared), named, "as check-ins find it")
 
     def test_forward_to_the_server_log(self):

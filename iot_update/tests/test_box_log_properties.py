@@ -23,7 +23,7 @@ import time
 from itertools import count, groupby
 from operator import itemgetter
 
-from odoo.addons.iot_update.controllers.iot_update import box_log_refusals
+from odoo.addons.iot_update.tools.box_log import box_log_refusals
 
 from .iot_common import CONTROLLER_LOGGER, IotHttpCase
 from .property_common import HYPOTHESIS_MISSING, PropertyCaseMixin

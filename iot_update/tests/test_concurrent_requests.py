@@ -141,22 +141,22 @@ class TestLogWritesOfTwoProcesses(IotCase):
             cr.execute("DELETE FROM iot_box WHERE identifier = %s", [LOG_MAC])
 
     def collect(self, *messages):
-        """The rows a server process collects for a batch of ``messages``."""
+        """What a server process collects for a batch of ``messages``."""
         # Warnings only: the box's error date and its notification are not this test's.
         lines = [(30 + n % 2, message) for n, message in enumerate(messages)]
         with self.registry.cursor() as cr:
             self.env(cr=cr, su=True)["iot.box.log"]._receive(BoxLogBatch("mac", LOG_MAC, lines), "127.0.0.1")
         return iot_box_log.box_lines.take(self.env.cr.dbname)
 
-    def write_committed(self, rows):
+    def write_committed(self, batches):
         with self.registry.cursor() as cr:
-            self.env(cr=cr, su=True)["iot.box.log"]._write_entries(rows)
+            self.env(cr=cr, su=True)["iot.box.log"]._write_batches(batches)
 
     def messages(self):
         with self.registry.cursor() as cr:
             cr.execute(
                 "SELECT message FROM iot_box_log l JOIN iot_box b ON b.id = l.box_id"
-                " WHERE b.identifier = %s ORDER BY l.id DESC",
+                " WHERE b.identifier = %s ORDER BY l.date DESC, l.id DESC",
                 [LOG_MAC],
             )
             return [row[0] for row in cr.fetchall()]
@@ -184,7 +184,7 @@ class TestLogWritesOfTwoProcesses(IotCase):
         with registry_lock_released(), self.assertNoLogs(LOG_LOGGER, "WARNING"):
             with self.registry.cursor() as early:
                 # The first process deletes the box's oldest entry, not committed yet.
-                self.env(cr=early, su=True)["iot.box.log"]._write_entries(first)
+                self.env(cr=early, su=True)["iot.box.log"]._write_batches(first)
                 late = threading.Thread(target=iot_box_log._write_box_lines, args=(dbname, second))
                 late.start()
                 self.assertTrue(self.waiting_for_a_lock(), "the second process waits for the first")
@@ -195,22 +195,50 @@ class TestLogWritesOfTwoProcesses(IotCase):
         self.assertIn("old 2", messages)
 
     def test_a_write_that_fails_with_a_concurrency_error_is_tried_again(self):
-        rows = self.collect("again")
+        batches = self.collect("again")
         Log = type(self.env["iot.box.log"])
-        original = Log._write_entries
+        original = Log._write_batches
         calls = []
 
-        def fail_once(model, rows):
-            calls.append(len(rows))
+        def fail_once(model, batches):
+            calls.append(len(batches))
             if len(calls) == 1:
                 raise SerializationFailure("could not serialize access due to concurrent update")
-            return original(model, rows)
+            return original(model, batches)
 
         with (
             registry_lock_released(),
-            patch.object(Log, "_write_entries", fail_once),
+            patch.object(Log, "_write_batches", fail_once),
             self.assertNoLogs(LOG_LOGGER, "WARNING"),
         ):
-            iot_box_log._write_box_lines(self.env.cr.dbname, rows)
+            iot_box_log._write_box_lines(self.env.cr.dbname, batches)
         self.assertEqual(calls, [1, 1])
         self.assertEqual(self.messages()[0], "again")
+
+    def test_a_write_that_fails_writes_nothing_of_its_batches(self):
+        """Whatever else fails in the write of a second's batches, nothing of
+        them is committed and the server says so (the boxes got their empty
+        200 already)."""
+        with self.registry.cursor() as cr:
+            batch = BoxLogBatch("mac", LOG_MAC, [(30, "a warning"), (40, "an error")])
+            self.env(cr=cr, su=True)["iot.box.log"]._receive(batch, "127.0.0.1")
+        batches = iot_box_log.box_lines.take(self.env.cr.dbname)
+        Box = type(self.env["iot.box"])
+        original = Box._record_error_dates
+
+        def record_then_fail(box, *args, **kwargs):
+            original(box, *args, **kwargs)
+            raise RuntimeError("disk on fire")
+
+        with (
+            registry_lock_released(),
+            patch.object(Box, "_record_error_dates", record_then_fail),
+            self.assertLogs(LOG_LOGGER, "WARNING") as logs,
+        ):
+            iot_box_log._write_box_lines(self.env.cr.dbname, batches)
+        self.assertIn("1 batches of IoT box logs not written", logs.output[0])
+        self.assertIn("disk on fire", logs.output[0])
+        self.assertEqual(self.messages()[0], "old 199")
+        with self.registry.cursor() as cr:
+            cr.execute("SELECT last_error_date FROM iot_box WHERE identifier = %s", [LOG_MAC])
+            self.assertEqual(cr.fetchone(), (None,))

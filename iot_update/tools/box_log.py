@@ -21,6 +21,7 @@ a box's batch: :class:`BoxLogError` says why.
 
 import re
 import threading
+import time
 from typing import NamedTuple
 
 SEPARATOR = b"<log/>\n"
@@ -133,3 +134,8 @@ class RefusalNotice:
             suppressed,
         )
         return True
+
+
+#: Refused log batches: one warning line a minute at most, whatever their
+#: number (those the route refuses unread and those the write refuses).
+box_log_refusals = RefusalNotice(60, time.monotonic)
