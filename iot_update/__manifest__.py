@@ -3,7 +3,7 @@
 {
     "name": "IoT Box Updates",
     "summary": "Serve drivers to IoT boxes and see which boxes need an image, code or drivers update",
-    "version": "18.0.1.5.0",
+    "version": "18.0.1.6.0",
     "category": "Internet of Things (IoT)",
     "license": "LGPL-3",
     "author": "iot_update contributors",
