@@ -136,9 +136,9 @@ class TestLogWritesOfTwoProcesses(IotCase):
         # The box at its bound: 200 lines, one entry each (two level numbers in turn).
         self.write_committed(self.collect(*[f"old {n}" for n in range(200)]))
 
-    def delete_box(self):
+    def delete_box(self, identifier=LOG_MAC):
         with self.registry.cursor() as cr:
-            cr.execute("DELETE FROM iot_box WHERE identifier = %s", [LOG_MAC])
+            cr.execute("DELETE FROM iot_box WHERE identifier = %s", [identifier])
 
     def collect(self, *messages):
         """What a server process collects for a batch of ``messages``."""
@@ -214,6 +214,45 @@ class TestLogWritesOfTwoProcesses(IotCase):
             iot_box_log._write_box_lines(self.env.cr.dbname, batches)
         self.assertEqual(calls, [1, 1])
         self.assertEqual(self.messages()[0], "again")
+
+    def test_two_writes_of_a_box_s_first_errors_start_it_once(self):
+        """Two processes write a box's first errors at the same moment: the
+        second waits for the first's lock on the box, then reads the error
+        date the first wrote; the box starts reporting errors once (one
+        hook call, one dashboard notification), not twice."""
+        fresh = "aa:bb:cc:dd:ee:d2"  # no entries: neither write trims it, the UPDATEs meet
+        with self.registry.cursor() as cr:
+            self.env(cr=cr, su=True)["iot.box"]._iot_setup(
+                read_setup_payload(box_payload(self.token, identifier=fresh)), "127.0.0.1"
+            )
+        self.addCleanup(self.delete_box, fresh)
+        collected = []
+        for message in ("first error", "second error"):
+            with self.registry.cursor() as cr:
+                self.env(cr=cr, su=True)["iot.box.log"]._receive(
+                    BoxLogBatch("mac", fresh, [(40, message)]), "127.0.0.1"
+                )
+            collected.append(iot_box_log.box_lines.take(self.env.cr.dbname))
+        Box = type(self.env["iot.box"])
+        starts = []
+        self.patch(Box, "_on_reporting_errors", lambda boxes: starts.append(boxes.ids))
+        self.patch(iot_box_log, "LINES_WRITE_TRIES", 1)
+        dbname = self.env.cr.dbname
+        with registry_lock_released(), self.assertNoLogs(LOG_LOGGER, "WARNING"):
+            with self.registry.cursor() as early:
+                self.env(cr=early, su=True)["iot.box.log"]._write_batches(collected[0])
+                late = threading.Thread(target=iot_box_log._write_box_lines, args=(dbname, collected[1]))
+                late.start()
+                self.assertTrue(self.waiting_for_a_lock(), "the second process waits for the first")
+            late.join(30)
+        self.assertEqual(len(starts), 1)
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT count(*), bool_and(b.last_error_date IS NOT NULL) FROM iot_box_log l"
+                " JOIN iot_box b ON b.id = l.box_id WHERE b.identifier = %s",
+                [fresh],
+            )
+            self.assertEqual(cr.fetchone(), (2, True))
 
     def test_a_write_that_fails_writes_nothing_of_its_batches(self):
         """Whatever else fails in the write of a second's batches, nothing of
