@@ -91,7 +91,7 @@ class IotCaseMixin:
         once the server wrote what it collected."""
         self.write_box_lines()
         domain = [("box_id", "=", box.id)] if box else []
-        return self.env["iot.box.log"].search(domain, order="id")
+        return self.env["iot.box.log"].search(domain, order="date, id")
 
     def check_in(self, **kwargs):
         """Call the check-in service as the controller does."""

@@ -627,6 +627,12 @@ class TestBoxLog(IotCase):
                 f"ERROR:odoo.addons.iot_update.box_log:IoT box {self.box_.name}: driver failed",
             ],
         )
+        # A stranger's batch does not reach the server log in the box's name.
+        with (
+            self.assertNoLogs("odoo.addons.iot_update.box_log", "DEBUG"),
+            self.assertLogs(MODEL_LOGGER, "WARNING"),
+        ):
+            self.receive((40, "forged"), remote_addr="203.0.113.9")
 
     def test_access_rights(self):
         self.receive((40, "an error"))
